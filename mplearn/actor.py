@@ -1,0 +1,120 @@
+"""The actor: one process serving every agent. It keeps a local copy of each agent's online
+network, acts epsilon-greedily with the epsilon the learner publishes, steps each agent's
+environment and writes transitions, tagged with the weight version and epsilon they were
+collected with, to that agent's replay buffer.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from mplearn import iqn
+from mplearn.channels import AgentChannel, Rendezvous
+from mplearn.config import Config
+from mplearn.envs import EnvSpec, make_agent_envs
+from mplearn.weights import WeightSubscriber, build_network
+
+EPISODE, ACTOR = "episode", "actor"
+
+
+class Actor:
+    def __init__(self, config: Config, spec: EnvSpec, channels: list[AgentChannel], seed: int):
+        self.config = config
+        self.channels = channels
+        self.envs = make_agent_envs(config.env_id, len(channels), config.seed)
+        self.nets = [build_network(spec, config) for _ in channels]
+        for net in self.nets:
+            # Noisy layers explore only in train mode; other layers (dropout) act in eval mode.
+            net.train(config.noisy)
+        self.subscribers = [WeightSubscriber(ch.model, net)
+                            for ch, net in zip(channels, self.nets, strict=True)]
+        self.rng = np.random.default_rng(seed)  # epsilon draws and random actions
+        self.generator = torch.Generator().manual_seed(seed)  # taus and noise when acting
+        self.env_steps = 0  # per agent: every agent takes one step per actor step
+        self.syncs = 0
+        self._lag = np.zeros(len(channels))  # summed policy lag since the last record
+        self._lag_steps = 0
+
+    def pull(self, force: bool = False) -> None:
+        """Sync each local copy whose shared version changed (every copy when ``force``)."""
+        for sub in self.subscribers:
+            self.syncs += sub.sync(force)
+
+    @torch.no_grad()
+    def act(self, agent_id: int, epsilon: float) -> int:
+        if self.rng.random() < epsilon:
+            return int(self.rng.integers(self.envs.spec.n_actions))
+        net = self.nets[agent_id]
+        net.reset_noise(self.generator)
+        obs = torch.as_tensor(self.envs.observe(agent_id)).unsqueeze(0)
+        return int(iqn.greedy_action(net, obs, self.config.num_quantile_samples,
+                                     generator=self.generator)[0])
+
+    def step(self, records) -> None:
+        """One env step for every agent, in turn."""
+        if self.env_steps % self.config.sync_interval == 0:
+            self.pull()
+        now = time.time()
+        for i, ch in enumerate(self.channels):
+            epsilon = float(ch.epsilon.value)
+            version = self.subscribers[i].version
+            action = self.act(i, epsilon)
+            r = self.envs.step(i, action)
+            ch.buffer.add(r.obs, action, r.reward, r.next_obs, r.terminated, r.truncated,
+                          version, epsilon)
+            # Policy lag: how many learner updates the acting weights are behind.
+            self._lag[i] += ch.updates.value - version
+            if r.episode_return is not None:
+                records.put((EPISODE, i, dict(env_step=self.env_steps + 1, time=now,
+                                              ret=r.episode_return, length=r.episode_length)))
+        self.env_steps += 1
+        self._lag_steps += 1
+        for ch in self.channels:
+            ch.env_steps.value = self.env_steps  # the rows are written: learners may use them
+        if self.env_steps % self.config.log_interval == 0:
+            self.record(records)
+
+    def record(self, records) -> None:
+        if self._lag_steps == 0:
+            return
+        for i, ch in enumerate(self.channels):
+            records.put((ACTOR, i, dict(
+                env_step=self.env_steps, time=time.time(), policy_lag=self._lag[i] / self._lag_steps,
+                epsilon=float(ch.epsilon.value), version=self.subscribers[i].version,
+                syncs=self.syncs, sync_retries=self.subscribers[i].retries)))
+        self._lag[:] = 0
+        self._lag_steps = 0
+
+    def learners_behind(self) -> bool:
+        """Whether some learner is more than ``max_update_lag`` updates behind its ratio."""
+        owed = self.config.updates_owed(self.env_steps)
+        return any(owed - ch.updates.value > self.config.max_update_lag for ch in self.channels)
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def actor_main(config: Config, spec: EnvSpec, channels: list[AgentChannel], seed: int,
+               rendezvous: Rendezvous, *, records) -> None:
+    """Process entry point: act for every agent until ``total_env_steps``."""
+    actor = Actor(config, spec, channels, seed)
+    actor.pull(force=True)  # one blocking pull: never act with this process's random init
+    total, round_steps = config.total_env_steps, config.sync_interval
+    try:
+        if config.mode == "lockstep":
+            while actor.env_steps < total:
+                for _ in range(min(round_steps, total - actor.env_steps)):
+                    actor.step(records)
+                rendezvous.wait()  # learners train on this round's data
+                rendezvous.wait()  # ... and publish; the next round pulls their weights
+        else:
+            while actor.env_steps < total and not rendezvous.stopped():
+                while actor.learners_behind() and not rendezvous.stopped():
+                    time.sleep(0.0002)  # the learner lags more than the bound allows
+                actor.step(records)
+        actor.record(records)
+    finally:
+        actor.close()

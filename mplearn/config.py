@@ -1,0 +1,173 @@
+"""The run configuration: one frozen dataclass, validated before any process starts.
+
+Loop names follow CleanRL (``learning_starts``, ``batch_size``, ``buffer_size``, ``gamma``),
+IQN names follow Dopamine (``num_tau_samples`` N, ``num_tau_prime_samples`` N',
+``num_quantile_samples`` K, ``kappa``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from mplearn.fixes import Fixes
+
+MODES = ("inline", "lockstep", "async")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+LEARNER_PATHS = ("auto", "copy", "in_place")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message is one line that names the field."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- environment and run ---
+    env_id: str = "CartPole-v1"
+    n_agents: int = 1  # independent agents, each with its own env copy, model and learner
+    mode: str = "async"  # inline | lockstep | async
+    total_env_steps: int = 50_000  # per agent
+    seed: int = 0
+
+    # --- network (IQN, Dabney et al. 2018) ---
+    hidden_dim: int = 128
+    embedding_dim: int = 64  # cosine embedding size n in cos(pi * i * tau), i < n
+    dueling: bool = False
+    noisy: bool = False  # NoisyLinear head (factorised Gaussian), as in the plan's origin
+    dropout: float = 0.0
+
+    # --- IQN loss ---
+    num_tau_samples: int = 32  # N: online quantile samples per transition (paper: 64)
+    num_tau_prime_samples: int = 32  # N': target quantile samples (paper: 64)
+    num_quantile_samples: int = 32  # K: samples for the greedy action (paper: 32)
+    kappa: float = 1.0  # Huber threshold of the quantile Huber loss (paper: 1)
+    double_dqn: bool = True  # select a* with the online net, evaluate with the target
+    gamma: float = 0.99
+
+    # --- optimisation ---
+    learning_rate: float = 1e-3
+    adam_eps: float = 1e-8
+    batch_size: int = 64
+    max_grad_norm: float = 1.0  # clip_grad_norm_ threshold
+    updates_per_step: float = 1.0  # update-to-data ratio, enforced in every mode
+    learning_starts: int = 1_000  # env steps (per agent) before the first update
+    buffer_size: int = 50_000
+    tau: float = 1.0  # target update: theta' <- tau * theta + (1 - tau) * theta' (1.0 = hard copy)
+    target_update_period: int = 200  # learner updates between target updates
+
+    # --- exploration: linear epsilon schedule over learner updates ---
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.02
+    epsilon_decay_updates: int = 10_000
+    epsilon_decay_freq: int = 1  # the schedule advances every this many updates
+
+    # --- processes ---
+    device: str = "auto"  # learner device: auto = cuda, then mps, then cpu
+    learner_path: str = "auto"  # copy (train a device copy, publish) | in_place | auto
+    publish_interval: int = 10  # learner updates between publishes (copy path)
+    sync_interval: int = 10  # env steps between actor syncs; also the lockstep round
+    max_update_lag: int = 500  # async: updates the learner may fall behind before the actor waits
+    log_interval: int = 100  # learner updates between learner records
+
+    fixes: Fixes = field(default_factory=Fixes)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["fixes"] = self.fixes.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        d = dict(d)
+        fixes = Fixes(**d.pop("fixes", {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown config field")
+        return cls(**d, fixes=fixes)
+
+    def epsilon_at(self, updates: int) -> float:
+        """Linear schedule, advanced in steps of ``epsilon_decay_freq`` updates."""
+        stepped = (updates // self.epsilon_decay_freq) * self.epsilon_decay_freq
+        frac = min(1.0, stepped / self.epsilon_decay_updates)
+        return self.epsilon_start + frac * (self.epsilon_end - self.epsilon_start)
+
+    def updates_owed(self, env_steps: int) -> int:
+        """Updates a learner may have done after ``env_steps`` env steps of its agent."""
+        if env_steps < max(self.learning_starts, self.batch_size):
+            return 0
+        return math.floor(self.updates_per_step * (env_steps - self.learning_starts))
+
+
+# --- validation --------------------------------------------------------------------------------
+
+_POSITIVE_INTS = (
+    "n_agents", "total_env_steps", "hidden_dim", "embedding_dim", "num_tau_samples",
+    "num_tau_prime_samples", "num_quantile_samples", "batch_size", "buffer_size",
+    "target_update_period", "epsilon_decay_updates", "epsilon_decay_freq", "publish_interval",
+    "sync_interval", "max_update_lag", "log_interval",
+)
+_TYPES = {
+    "env_id": str, "mode": str, "device": str, "learner_path": str,
+    "dueling": bool, "noisy": bool, "double_dqn": bool,
+}
+
+
+def _fail(name: str, message: str) -> None:
+    raise ConfigError(f"{name}: {message}")
+
+
+def validate(c: Config) -> None:
+    """Raise ConfigError naming the first bad field. Checks only what needs no environment."""
+    for f in dataclasses.fields(c):
+        v = getattr(c, f.name)
+        if f.name in _TYPES and not isinstance(v, _TYPES[f.name]):
+            _fail(f.name, f"expected {_TYPES[f.name].__name__}, got {v!r}")
+        if f.name in _POSITIVE_INTS or f.name in ("seed", "learning_starts"):
+            if isinstance(v, bool) or not isinstance(v, int):
+                _fail(f.name, f"expected an integer, got {v!r}")
+        if f.type == "float" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            _fail(f.name, f"expected a number, got {v!r}")
+    for name in _POSITIVE_INTS:
+        if getattr(c, name) <= 0:
+            _fail(name, f"must be > 0, got {getattr(c, name)}")
+    if c.seed < 0:
+        _fail("seed", f"must be >= 0, got {c.seed}")
+    if c.learning_starts < 0:
+        _fail("learning_starts", f"must be >= 0, got {c.learning_starts}")
+    if c.mode not in MODES:
+        _fail("mode", f"must be one of {'|'.join(MODES)}, got {c.mode!r}")
+    if c.device not in DEVICES:
+        _fail("device", f"must be one of {'|'.join(DEVICES)}, got {c.device!r}")
+    if c.learner_path not in LEARNER_PATHS:
+        _fail("learner_path", f"must be one of {'|'.join(LEARNER_PATHS)}, got {c.learner_path!r}")
+    if not 0.0 <= c.dropout < 1.0:
+        _fail("dropout", f"must be in [0, 1), got {c.dropout}")
+    if not 0.0 < c.gamma <= 1.0:
+        _fail("gamma", f"must be in (0, 1], got {c.gamma}")
+    if not 0.0 < c.tau <= 1.0:
+        _fail("tau", f"must be in (0, 1], got {c.tau}")
+    for name in ("kappa", "learning_rate", "adam_eps", "max_grad_norm", "updates_per_step"):
+        v = getattr(c, name)
+        if not (v > 0 and math.isfinite(v)) and not (name == "max_grad_norm" and v == math.inf):
+            _fail(name, f"must be a finite number > 0, got {v}")
+    for name in ("epsilon_start", "epsilon_end"):
+        if not 0.0 <= getattr(c, name) <= 1.0:
+            _fail(name, f"must be in [0, 1], got {getattr(c, name)}")
+    if c.epsilon_end > c.epsilon_start:
+        _fail("epsilon_end", f"must be <= epsilon_start ({c.epsilon_start}), got {c.epsilon_end}")
+    if c.batch_size > c.buffer_size:
+        _fail("batch_size", f"must be <= buffer_size ({c.buffer_size}), got {c.batch_size}")
+    if c.learning_starts >= c.total_env_steps:
+        _fail("learning_starts",
+              f"must be < total_env_steps ({c.total_env_steps}), got {c.learning_starts}")
+    if not isinstance(c.fixes, Fixes):
+        _fail("fixes", f"expected a Fixes, got {type(c.fixes).__name__}")

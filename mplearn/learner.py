@@ -1,0 +1,186 @@
+"""The learner: one per agent. Trains IQN on its agent's replay, updates the target network,
+publishes weights and epsilon to the actor.
+
+``Learner.update()`` is one full learner step and runs in any process; ``learner_main`` is the
+process entry point for the lockstep and async modes.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import nn
+
+from mplearn import iqn
+from mplearn.channels import AgentChannel, Rendezvous
+from mplearn.config import Config
+from mplearn.envs import EnvSpec
+from mplearn.replay import Batch
+from mplearn.weights import WeightPublisher, make_train_copy
+
+LEARNER = "learner"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: cuda, then mps, then cpu. A named device must be present."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' requested but torch.cuda.is_available() is False")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device: 'mps' requested but torch.backends.mps.is_available() is False")
+    return torch.device(name)
+
+
+def resolve_path(name: str, device: torch.device) -> str:
+    """``auto``: train a device copy and publish it on an accelerator, train in place on cpu."""
+    if name != "auto":
+        return name
+    return "in_place" if device.type == "cpu" else "copy"
+
+
+@torch.no_grad()
+def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """Polyak update theta' <- tau * theta + (1 - tau) * theta' (tau = 1: hard copy)."""
+    for p_target, p in zip(target.parameters(), online.parameters(), strict=True):
+        p_target.lerp_(p, tau)
+
+
+class Learner:
+    def __init__(self, config: Config, spec: EnvSpec, channel: AgentChannel, seed: int):
+        self.config = config
+        self.channel = channel
+        self.device = resolve_device(config.device)
+        self.path = resolve_path(config.learner_path, self.device)
+        shared = channel.model
+        self.model = shared if self.path == "in_place" else make_train_copy(
+            shared, config, spec, self.device)
+        self.publisher = WeightPublisher(shared)
+        self.rng = np.random.default_rng(seed)  # replay sampling
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)  # taus, noise
+        self.updates = 0
+        self.target_updates = 0
+        self._totals = np.zeros(4)  # loss, grad norm, mean Q, clipped: sums since last record
+        self._recorded_at = 0
+
+    # --- one update --------------------------------------------------------------------------
+    def to_tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The batch as tensors on the model's device, observations in the model's dtype."""
+        dtype = next(self.model.qnetwork_local.parameters()).dtype
+
+        def as_tensor(x: np.ndarray, dtype=None) -> torch.Tensor:
+            return torch.as_tensor(x, device=self.device, dtype=dtype)
+
+        return dict(
+            obs=as_tensor(batch.obs, dtype),
+            actions=as_tensor(batch.actions, torch.int64),
+            rewards=as_tensor(batch.rewards, dtype),
+            next_obs=as_tensor(batch.next_obs, dtype),
+            terminated=as_tensor(batch.terminated, dtype),
+        )
+
+    def train_step(self, batch: Batch) -> tuple[float, float, float]:
+        """One optimizer step on ``batch``; returns (loss, pre-clip grad norm, mean Q)."""
+        c, model = self.config, self.model
+        t = self.to_tensors(batch)
+        model.qnetwork_local.train()
+        model.qnetwork_target.train()
+        model.qnetwork_local.reset_noise(self.generator)
+        model.qnetwork_target.reset_noise(self.generator)
+        loss, mean_q = iqn.iqn_loss(
+            model.qnetwork_local, model.qnetwork_target,
+            t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"],
+            gamma=c.gamma, num_tau_samples=c.num_tau_samples,
+            num_tau_prime_samples=c.num_tau_prime_samples,
+            num_quantile_samples=c.num_quantile_samples, kappa=c.kappa,
+            double_dqn=c.double_dqn, generator=self.generator,
+        )
+        model.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(model.qnetwork_local.parameters(), c.max_grad_norm)
+        # In place, the optimizer step is the write the actor must not see half done.
+        writing = self.publisher.writing(self.updates + 1) if self.path == "in_place" \
+            else nullcontext()
+        with writing:
+            model.optimizer.step()
+            self.updates += 1
+            if self.updates % c.target_update_period == 0:
+                update_target(model.qnetwork_target, model.qnetwork_local, c.tau)
+                self.target_updates += 1
+        return loss.item(), grad_norm.item(), mean_q.item()
+
+    def update(self) -> None:
+        """Sample, train, then publish weights and epsilon on their schedules."""
+        c, ch = self.config, self.channel
+        loss, grad_norm, mean_q = self.train_step(ch.buffer.sample(c.batch_size, self.rng))
+        self._totals += (loss, grad_norm, mean_q, grad_norm > c.max_grad_norm)
+        if self.path == "copy" and self.updates % c.publish_interval == 0:
+            self.publisher.publish(self.model, self.updates)
+        if self.updates % c.epsilon_decay_freq == 0:
+            ch.epsilon.value = c.epsilon_at(self.updates)
+        ch.updates.value = self.updates
+
+    def updates_owed(self) -> int:
+        return self.config.updates_owed(self.channel.env_steps.value) - self.updates
+
+    def train_owed(self, records) -> int:
+        """Do every update the update-to-data ratio allows now (inline and lockstep rounds)."""
+        n = self.updates_owed()
+        for _ in range(n):
+            self.update()
+            self.maybe_record(records)
+        return n
+
+    def finish(self, records) -> None:
+        """Publish the final weights and flush the last record."""
+        if self.path == "copy" and self.publisher.publishes and \
+                int(self.channel.model.weights_version) != self.updates:
+            self.publisher.publish(self.model, self.updates)
+        self.maybe_record(records, force=True)
+
+    # --- records -----------------------------------------------------------------------------
+    def maybe_record(self, records, force: bool = False) -> None:
+        """Send the averages since the last record, every ``log_interval`` updates."""
+        pending = self.updates - self._recorded_at
+        if pending == 0 or (pending < self.config.log_interval and not force):
+            return
+        loss, grad_norm, mean_q, clipped = self._totals / pending
+        self._totals[:] = 0
+        self._recorded_at = self.updates
+        records.put((LEARNER, self.channel.agent_id, dict(
+            update=self.updates, env_step=int(self.channel.env_steps.value), time=time.time(),
+            loss=loss, grad_norm=grad_norm, mean_q=mean_q, clip_fraction=clipped,
+            epsilon=float(self.channel.epsilon.value), publishes=self.publisher.publishes,
+            target_updates=self.target_updates,
+        )))
+
+
+def learner_main(config: Config, spec: EnvSpec, channel: AgentChannel, seed: int,
+                 rendezvous: Rendezvous, *, records) -> None:
+    """Process entry point: one agent's learner, in lockstep rounds or free-running."""
+    learner = Learner(config, spec, channel, seed)
+    total = config.total_env_steps
+    if config.mode == "lockstep":
+        while True:
+            rendezvous.wait()  # the actor finished its round
+            learner.train_owed(records)
+            rendezvous.wait()  # the round is over
+            if channel.env_steps.value >= total:
+                break
+    else:
+        while not rendezvous.stopped():
+            if learner.updates_owed() > 0:
+                learner.update()
+                learner.maybe_record(records)
+            elif channel.env_steps.value >= total:
+                break
+            else:
+                time.sleep(0.0002)  # the update-to-data ratio says wait for data
+    learner.finish(records)

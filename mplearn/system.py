@@ -1,0 +1,246 @@
+"""The System: builds the shared state, starts the actor and the learners, watches them, and
+cleans up after them whatever happens.
+
+Three modes run the same ``Actor`` and ``Learner`` code:
+
+* ``inline``: one process, alternating rounds (an actor round, then each learner's owed
+  updates). The sequential baseline, and the easiest to debug.
+* ``lockstep``: real processes that meet at a barrier twice per round, doing exactly what inline
+  does: bit-for-bit reproducible for a seed.
+* ``async``: free-running processes; only this mode can show timing effects (policy lag, torn
+  reads), and only this mode overlaps acting and learning.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from mplearn.actor import Actor, actor_main
+from mplearn.channels import AgentChannel, Rendezvous
+from mplearn.config import Config
+from mplearn.envs import env_spec
+from mplearn.learner import Learner, learner_main, resolve_device
+from mplearn.metrics import Collector, Result
+from mplearn.replay import ReplayBuffer
+from mplearn.weights import create_shared_model
+from mplearn.workers import DONE, ERROR, worker_main
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed; the message names it and carries its traceback."""
+
+    def __init__(self, name: str, detail: str):
+        super().__init__(f"{name} failed:\n{detail}")
+        self.worker = name
+
+
+def _cleanup(processes: list, buffers: list, rendezvous: Rendezvous | None) -> None:
+    """Last resort (also run by the finalizer): stop, terminate, kill, unlink. Idempotent."""
+    if rendezvous is not None:
+        rendezvous.stop()
+    for p in processes:
+        p.join(timeout=1.0)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+            p.join(timeout=1.0)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=1.0)
+    for b in buffers:
+        b.close()
+        b.unlink()
+
+
+class System:
+    """``with System(config) as system: result = system.run()``."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        # Everything that can be wrong with the input fails here, before any process starts.
+        self.spec = env_spec(config.env_id)
+        resolve_device(config.device)
+        self._ctx = mp.get_context("spawn")
+        self._processes: list = []
+        self._finalizer = None
+        self._started = self._stopped = False
+        self._done: set[str] = set()
+        self.error: WorkerError | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> System:
+        if self._started:
+            raise RuntimeError("System.start: already started; make a new System to run again")
+        self._started = True
+        c, ctx, n = self.config, self._ctx, self.config.n_agents
+        actor_seed, *learner_seeds = (int(s) for s in
+                                      np.random.SeedSequence(c.seed).generate_state(n + 1))
+        with torch.random.fork_rng():
+            torch.manual_seed(c.seed)  # paired runs: the same seed gives the same initial weights
+            self.shared_models = [create_shared_model(c, spec=self.spec) for _ in range(n)]
+        self.buffers = [ReplayBuffer(c.buffer_size, self.spec.obs_shape, ctx) for _ in range(n)]
+        self.channels = [
+            AgentChannel(i, self.shared_models[i], self.buffers[i],
+                         epsilon=ctx.Value("d", c.epsilon_start, lock=False),
+                         env_steps=ctx.Value("q", 0, lock=False),
+                         updates=ctx.Value("q", 0, lock=False))
+            for i in range(n)
+        ]
+        self._rendezvous = Rendezvous(ctx, n + 1, lockstep=c.mode == "lockstep")
+        self._finalizer = weakref.finalize(self, _cleanup, self._processes, self.buffers,
+                                           self._rendezvous)
+        self._collector = Collector(n, time.time())
+        self._start_time = time.perf_counter()
+        if c.mode == "inline":
+            self._records = queue.SimpleQueue()
+            self._actor = Actor(c, self.spec, self.channels, actor_seed)
+            self._actor.pull(force=True)
+            self._learners = [Learner(c, self.spec, ch, s)
+                              for ch, s in zip(self.channels, learner_seeds, strict=True)]
+        else:
+            self._records = ctx.Queue()
+            self._spawn("actor", actor_main, c, self.spec, self.channels, actor_seed,
+                        self._rendezvous)
+            for ch, s in zip(self.channels, learner_seeds, strict=True):
+                self._spawn(f"learner-{ch.agent_id}", learner_main, c, self.spec, ch, s,
+                            self._rendezvous)
+        return self
+
+    def _spawn(self, name: str, target: Callable, *args) -> None:
+        p = self._ctx.Process(target=worker_main, args=(name, self._records, target, *args),
+                              name=name, daemon=True)
+        p.start()
+        self._processes.append(p)
+
+    def __enter__(self) -> System:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def done(self) -> bool:
+        if self.config.mode == "inline":
+            return self._actor.env_steps >= self.config.total_env_steps and all(
+                lrn.updates_owed() == 0 for lrn in self._learners)
+        return len(self._done) == len(self._processes)
+
+    @property
+    def env_steps(self) -> int:
+        return min(ch.env_steps.value for ch in self.channels)
+
+    @property
+    def updates(self) -> list[int]:
+        return [ch.updates.value for ch in self.channels]
+
+    # --- progress ----------------------------------------------------------------------------
+    def poll(self, timeout: float = 0.0) -> int:
+        """Advance (inline) or watch (processes); collect records; raise a worker's error.
+
+        Returns the env steps done per agent.
+        """
+        if self.config.mode == "inline":
+            self._inline_round()
+        else:
+            self._drain(timeout)
+            self._check_processes()
+        if self.error is not None:
+            raise self.error
+        return self.env_steps
+
+    def _inline_round(self) -> None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the same arithmetic as the single-threaded workers
+        try:
+            a, c = self._actor, self.config
+            for _ in range(min(c.sync_interval, c.total_env_steps - a.env_steps)):
+                a.step(self._records)
+            for learner in self._learners:
+                learner.train_owed(self._records)
+            if self.done:
+                a.record(self._records)
+                for learner in self._learners:
+                    learner.finish(self._records)
+        finally:
+            torch.set_num_threads(threads)
+        self._drain(0.0)
+
+    def _drain(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                left = deadline - time.monotonic()
+                rec = self._records.get(timeout=left) if left > 0 else self._records.get_nowait()
+            except queue.Empty:
+                return
+            if rec[0] == DONE:
+                self._done.add(rec[1])
+            elif rec[0] == ERROR:
+                if self.error is None:
+                    self.error = WorkerError(rec[1], rec[2])
+            else:
+                self._collector.add(*rec)
+
+    def _check_processes(self) -> None:
+        for p in self._processes:
+            if p.exitcode not in (None, 0) and self.error is None and p.name not in self._done:
+                self._drain(0.2)  # its traceback may still be in the queue
+                if self.error is None:
+                    self.error = WorkerError(p.name, f"process exited with code {p.exitcode}")
+
+    def stop(self, timeout: float = 10.0) -> Result:
+        """Stop every worker, collect what they sent, free shared memory. Safe to call twice."""
+        if not self._started or self._stopped:
+            return self.result()
+        self._stopped = True
+        self.wall_s = time.perf_counter() - self._start_time
+        try:
+            if self.config.mode != "inline":
+                if not self.done:
+                    self._rendezvous.stop()
+                deadline = time.monotonic() + timeout
+                while any(p.is_alive() for p in self._processes) and time.monotonic() < deadline:
+                    self._drain(0.05)
+                self._drain(0.0)
+        finally:
+            self._finalizer()
+        return self.result()
+
+    def result(self) -> Result:
+        if not self._started:
+            raise RuntimeError("System.result: the system was never started")
+        col = self._collector
+        wall = getattr(self, "wall_s", time.perf_counter() - self._start_time)
+        return Result(config=self.config.to_dict(), seed=self.config.seed,
+                      episodes=col.episodes, learner=col.learner, actor=col.actor, wall_s=wall,
+                      env_steps=self.env_steps, updates=self.updates,
+                      error=str(self.error) if self.error else None)
+
+    def run(self, progress: Callable[[System], None] | None = None) -> Result:
+        """Start (if needed), run to the end, stop; re-raise a worker's error after cleanup."""
+        if not self._started:
+            self.start()
+        try:
+            while not self.done:
+                self.poll(timeout=0.1)
+                if progress is not None:
+                    progress(self)
+        finally:
+            self.stop()
+        if self.error is not None:
+            raise self.error
+        return self.result()
+
+
+def train(config: Config | None = None, progress: Callable[[System], None] | None = None,
+          **overrides) -> Result:
+    """Run a system to the end and return its result: ``train(Config(), mode="inline")``."""
+    config = (config or Config()).replace(**overrides) if overrides else (config or Config())
+    return System(config).run(progress)

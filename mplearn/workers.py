@@ -1,0 +1,55 @@
+"""What every worker process does before and after its job.
+
+A worker: runs single-threaded (two cores shared by several processes: torch's default thread
+count per process oversubscribes them), ignores SIGINT (the parent decides when to stop), never
+prints (it sends records to the parent), dies with its parent, and reports its exception to the
+parent as (process name, traceback) instead of dying silently.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import wait
+
+import torch
+
+from mplearn.channels import Stopped
+
+# Record kinds sent from workers to the parent.
+DONE, ERROR = "done", "error"
+
+
+def _exit_with_parent() -> None:
+    """Exit as soon as the parent process is gone (a killed kernel must not leave workers)."""
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def worker_main(name: str, records, target: Callable, *args) -> None:
+    """Process entry point: set the worker up, run ``target(*args, records=records)``."""
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    devnull = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
+    sys.stdout = sys.stderr = devnull
+    try:
+        target(*args, records=records)
+    except Stopped:
+        pass  # the parent asked every worker to stop
+    except BaseException:
+        records.put((ERROR, name, traceback.format_exc()))
+        raise SystemExit(1) from None
+    records.put((DONE, name))
