@@ -140,6 +140,10 @@ class System:
     def updates(self) -> list[int]:
         return [ch.updates.value for ch in self.channels]
 
+    def episodes(self, agent_id: int = 0) -> list[dict]:
+        """The finished episodes collected so far (env_step, time, ret, length)."""
+        return self._collector.episodes[agent_id]
+
     # --- progress ----------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> int:
         """Advance (inline) or watch (processes); collect records; raise a worker's error.
