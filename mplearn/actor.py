@@ -7,6 +7,7 @@ collected with, to that agent's replay buffer.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import numpy as np
 import torch
@@ -20,6 +21,28 @@ from mplearn.weights import WeightSubscriber, build_network
 EPISODE, ACTOR = "episode", "actor"
 
 
+class NStepWindow:
+    """Turns one agent's 1-step transitions into n-step ones.
+
+    R = sum_{k<m} gamma^k r_{t+k}, bootstrapped from s_{t+m} with gamma^m: m = n, or fewer at
+    the end of an episode, where every pending transition is flushed with the episode's
+    terminated/truncated flags (so a truncated tail still bootstraps, with its own gamma^m).
+    """
+
+    def __init__(self, n: int, gamma: float):
+        self.n, self.gamma = n, gamma
+        self.pending: deque = deque()  # (obs, action, reward, version, epsilon)
+
+    def push(self, obs, action, reward, next_obs, terminated, truncated, version, epsilon):
+        self.pending.append((obs, action, reward, version, epsilon))
+        done = terminated or truncated
+        while self.pending and (done or len(self.pending) == self.n):
+            ret = sum(self.gamma ** k * p[2] for k, p in enumerate(self.pending))
+            obs0, action0, _, version0, epsilon0 = self.pending.popleft()
+            yield (obs0, action0, ret, next_obs, terminated, truncated, version0, epsilon0,
+                   len(self.pending) + 1)
+
+
 class Actor:
     def __init__(self, config: Config, spec: EnvSpec, channels: list[AgentChannel], seed: int):
         self.config = config
@@ -29,6 +52,7 @@ class Actor:
         for net in self.nets:
             # Noisy layers explore only in train mode; other layers (dropout) act in eval mode.
             net.train(config.noisy)
+        self.windows = [NStepWindow(config.n_step, config.gamma) for _ in channels]
         self.subscribers = [WeightSubscriber(ch.model, net)
                             for ch, net in zip(channels, self.nets, strict=True)]
         self.rng = np.random.default_rng(seed)  # epsilon draws and random actions
@@ -63,8 +87,9 @@ class Actor:
             version = self.subscribers[i].version
             action = self.act(i, epsilon)
             r = self.envs.step(i, action)
-            ch.buffer.add(r.obs, action, r.reward, r.next_obs, r.terminated, r.truncated,
-                          version, epsilon)
+            for row in self.windows[i].push(r.obs, action, r.reward, r.next_obs, r.terminated,
+                                            r.truncated, version, epsilon):
+                ch.buffer.add(*row)
             # Policy lag: how many learner updates the acting weights are behind.
             self._lag[i] += ch.updates.value - version
             if r.episode_return is not None:

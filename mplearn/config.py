@@ -32,19 +32,20 @@ class Config:
     seed: int = 0
 
     # --- network (IQN, Dabney et al. 2018) ---
-    hidden_dim: int = 128
+    hidden_dim: int = 64
     embedding_dim: int = 64  # cosine embedding size n in cos(pi * i * tau), i < n
     dueling: bool = False
     noisy: bool = False  # NoisyLinear head (factorised Gaussian), as in the plan's origin
     dropout: float = 0.0
 
     # --- IQN loss ---
-    num_tau_samples: int = 32  # N: online quantile samples per transition (paper: 64)
-    num_tau_prime_samples: int = 32  # N': target quantile samples (paper: 64)
-    num_quantile_samples: int = 32  # K: samples for the greedy action (paper: 32)
+    num_tau_samples: int = 8  # N: online quantile samples per transition (paper: 64)
+    num_tau_prime_samples: int = 8  # N': target quantile samples (paper: 64)
+    num_quantile_samples: int = 8  # K: samples for the greedy action (paper: 32)
     kappa: float = 1.0  # Huber threshold of the quantile Huber loss (paper: 1)
     double_dqn: bool = True  # select a* with the online net, evaluate with the target
     gamma: float = 0.99
+    n_step: int = 3  # rewards summed per transition; the target bootstraps with gamma^n
 
     # --- optimisation ---
     learning_rate: float = 1e-3
@@ -55,12 +56,12 @@ class Config:
     learning_starts: int = 1_000  # env steps (per agent) before the first update
     buffer_size: int = 50_000
     tau: float = 1.0  # target update: theta' <- tau * theta + (1 - tau) * theta' (1.0 = hard copy)
-    target_update_period: int = 200  # learner updates between target updates
+    target_update_period: int = 100  # learner updates between target updates
 
     # --- exploration: linear epsilon schedule over learner updates ---
     epsilon_start: float = 1.0
-    epsilon_end: float = 0.02
-    epsilon_decay_updates: int = 10_000
+    epsilon_end: float = 0.01
+    epsilon_decay_updates: int = 5_000
     epsilon_decay_freq: int = 1  # the schedule advances every this many updates
 
     # --- processes ---
@@ -110,7 +111,7 @@ class Config:
 # --- validation --------------------------------------------------------------------------------
 
 _POSITIVE_INTS = (
-    "n_agents", "total_env_steps", "hidden_dim", "embedding_dim", "num_tau_samples",
+    "n_agents", "n_step", "total_env_steps", "hidden_dim", "embedding_dim", "num_tau_samples",
     "num_tau_prime_samples", "num_quantile_samples", "batch_size", "buffer_size",
     "target_update_period", "epsilon_decay_updates", "epsilon_decay_freq", "publish_interval",
     "sync_interval", "max_update_lag", "log_interval",

@@ -69,7 +69,7 @@ def target_quantiles(
     next_obs: Tensor,
     rewards: Tensor,
     terminated: Tensor,
-    gamma: float,
+    gamma: float | Tensor,
     num_tau_prime_samples: int,
     num_quantile_samples: int,
     double_dqn: bool,
@@ -79,6 +79,7 @@ def target_quantiles(
     """r + gamma * (1 - terminated) * Z_tau'(x', a*): [B, N'] (paper eq. 3, Algorithm 1).
 
     a* = argmax_a of the K-sample mean of the online net (double DQN) or of the target net.
+    ``gamma`` is a scalar or per-sample discounts [B] (gamma^n for n-step transitions).
     """
     selector = online_net if double_dqn else target_net
     next_actions = q_values(selector, next_obs, num_quantile_samples, generator=generator)
@@ -90,7 +91,8 @@ def target_quantiles(
     # Only true termination stops the bootstrap: a time-limit truncation is not an absorbing
     # state, so its target must still include gamma * Z.
     not_done = 1.0 - terminated.to(z.dtype)  # [B]
-    return rewards.to(z.dtype).unsqueeze(1) + gamma * not_done.unsqueeze(1) * z
+    discount = torch.as_tensor(gamma, dtype=z.dtype, device=z.device).reshape(-1, 1)  # [B|1, 1]
+    return rewards.to(z.dtype).unsqueeze(1) + discount * not_done.unsqueeze(1) * z
 
 
 def quantile_huber_loss(quantiles: Tensor, taus: Tensor, target: Tensor, kappa: float) -> Tensor:
@@ -125,7 +127,7 @@ def iqn_loss(
     next_obs: Tensor,
     terminated: Tensor,
     *,
-    gamma: float,
+    gamma: float | Tensor,
     num_tau_samples: int,
     num_tau_prime_samples: int,
     num_quantile_samples: int,

@@ -84,6 +84,7 @@ class Learner:
             rewards=as_tensor(batch.rewards, dtype),
             next_obs=as_tensor(batch.next_obs, dtype),
             terminated=as_tensor(batch.terminated, dtype),
+            discounts=self.config.gamma ** as_tensor(batch.steps, dtype),  # gamma^n, n-step
         )
 
     def train_step(self, batch: Batch) -> tuple[float, float, float]:
@@ -97,7 +98,7 @@ class Learner:
         loss, mean_q = iqn.iqn_loss(
             model.qnetwork_local, model.qnetwork_target,
             t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"],
-            gamma=c.gamma, num_tau_samples=c.num_tau_samples,
+            gamma=t["discounts"], num_tau_samples=c.num_tau_samples,
             num_tau_prime_samples=c.num_tau_prime_samples,
             num_quantile_samples=c.num_quantile_samples, kappa=c.kappa,
             double_dqn=c.double_dqn, generator=self.generator,

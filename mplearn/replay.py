@@ -23,6 +23,7 @@ class Batch:
     truncated: np.ndarray  # [B] bool
     versions: np.ndarray  # [B] int64, weight version the actor acted with
     epsilons: np.ndarray  # [B] float32, epsilon the actor used
+    steps: np.ndarray  # [B] int64, rewards summed in `rewards` (n-step); bootstrap with gamma^steps
 
 
 def _fields(obs_shape: tuple[int, ...]) -> list[tuple[str, np.dtype, tuple[int, ...]]]:
@@ -36,6 +37,7 @@ def _fields(obs_shape: tuple[int, ...]) -> list[tuple[str, np.dtype, tuple[int, 
         ("truncated", np.dtype(np.bool_), ()),
         ("versions", np.dtype(np.int64), ()),
         ("epsilons", np.dtype(np.float32), ()),
+        ("steps", np.dtype(np.int64), ()),
     ]
 
 
@@ -135,7 +137,8 @@ class ReplayBuffer:
             raise ValueError("ReplayBuffer is closed")
         return self._arrays
 
-    def add(self, obs, action, reward, next_obs, terminated, truncated, version, epsilon) -> None:
+    def add(self, obs, action, reward, next_obs, terminated, truncated, version, epsilon,
+            steps: int = 1) -> None:
         """Write one transition. Only one process may call this."""
         views = self._views()
         if np.shape(obs) != self._obs_shape or np.shape(next_obs) != self._obs_shape:
@@ -150,6 +153,7 @@ class ReplayBuffer:
         views["truncated"][i] = truncated
         views["versions"][i] = version
         views["epsilons"][i] = epsilon
+        views["steps"][i] = steps
         # Publish only after the row is complete: a sampler trusts the counter and must
         # never read a row that is not written yet.
         self._count.value = n + 1
