@@ -14,7 +14,7 @@ import torch
 
 from mplearn import iqn
 from mplearn.channels import AgentChannel, Rendezvous
-from mplearn.config import Config
+from mplearn.config import Config, InjectedFault
 from mplearn.envs import EnvSpec, make_agent_envs
 from mplearn.weights import WeightSubscriber, build_network
 
@@ -58,6 +58,7 @@ class Actor:
         self.rng = np.random.default_rng(seed)  # epsilon draws and random actions
         self.generator = torch.Generator().manual_seed(seed)  # taus and noise when acting
         self.env_steps = 0  # per agent: every agent takes one step per actor step
+        self._fault_at = config.fault_at("actor")
         self.syncs = 0
         self._lag = np.zeros(len(channels))  # summed policy lag since the last record
         self._lag_steps = 0
@@ -79,6 +80,8 @@ class Actor:
 
     def step(self, records) -> None:
         """One env step for every agent, in turn."""
+        if self.env_steps == self._fault_at:
+            raise InjectedFault(f"actor: injected fault at env step {self.env_steps}")
         if self.env_steps % self.config.sync_interval == 0:
             self.pull()
         now = time.time()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 
 from mplearn.fixes import Fixes
@@ -20,6 +21,10 @@ LEARNER_PATHS = ("auto", "copy", "in_place")
 
 class ConfigError(ValueError):
     """A bad configuration value; the message is one line that names the field."""
+
+
+class InjectedFault(RuntimeError):
+    """Raised on purpose by ``Config.inject_fault``."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class Config:
     sync_interval: int = 10  # env steps between actor syncs; also the lockstep round
     max_update_lag: int = 500  # async: updates the learner may fall behind before the actor waits
     log_interval: int = 100  # learner updates between learner records
+    # Raise InjectedFault in a worker, to see what a crash looks like: "actor@N" (at env step N)
+    # or "learner@N" (at update N, in every learner). Empty: none.
+    inject_fault: str = ""
 
     fixes: Fixes = field(default_factory=Fixes)
 
@@ -95,6 +103,11 @@ class Config:
             raise ConfigError(f"{unknown[0]}: unknown config field")
         return cls(**d, fixes=fixes)
 
+    def fault_at(self, process: str) -> int | None:
+        """The step at which ``process`` ("actor" or "learner") must fail, if any."""
+        kind, _, at = self.inject_fault.partition("@")
+        return int(at) if kind == process else None
+
     def epsilon_at(self, updates: int) -> float:
         """Linear schedule, advanced in steps of ``epsilon_decay_freq`` updates."""
         stepped = (updates // self.epsilon_decay_freq) * self.epsilon_decay_freq
@@ -117,7 +130,7 @@ _POSITIVE_INTS = (
     "sync_interval", "max_update_lag", "log_interval",
 )
 _TYPES = {
-    "env_id": str, "mode": str, "device": str, "learner_path": str,
+    "env_id": str, "mode": str, "device": str, "learner_path": str, "inject_fault": str,
     "dueling": bool, "noisy": bool, "double_dqn": bool,
 }
 
@@ -170,5 +183,7 @@ def validate(c: Config) -> None:
     if c.learning_starts >= c.total_env_steps:
         _fail("learning_starts",
               f"must be < total_env_steps ({c.total_env_steps}), got {c.learning_starts}")
+    if c.inject_fault and re.fullmatch(r"(actor|learner)@\d+", c.inject_fault) is None:
+        _fail("inject_fault", f"must be '' or 'actor@N' or 'learner@N', got {c.inject_fault!r}")
     if not isinstance(c.fixes, Fixes):
         _fail("fixes", f"expected a Fixes, got {type(c.fixes).__name__}")

@@ -16,7 +16,7 @@ from torch import nn
 
 from mplearn import iqn
 from mplearn.channels import AgentChannel, Rendezvous
-from mplearn.config import Config
+from mplearn.config import Config, InjectedFault
 from mplearn.envs import EnvSpec
 from mplearn.replay import Batch
 from mplearn.weights import WeightPublisher, make_train_copy
@@ -67,6 +67,7 @@ class Learner:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)  # taus, noise
         self.updates = 0
         self.target_updates = 0
+        self._fault_at = config.fault_at("learner")
         self._totals = np.zeros(4)  # loss, grad norm, mean Q, clipped: sums since last record
         self._recorded_at = 0
 
@@ -120,6 +121,8 @@ class Learner:
     def update(self) -> None:
         """Sample, train, then publish weights and epsilon on their schedules."""
         c, ch = self.config, self.channel
+        if self.updates == self._fault_at:
+            raise InjectedFault(f"learner-{ch.agent_id}: injected fault at update {self.updates}")
         loss, grad_norm, mean_q = self.train_step(ch.buffer.sample(c.batch_size, self.rng))
         self._totals += (loss, grad_norm, mean_q, grad_norm > c.max_grad_norm)
         if self.path == "copy" and self.updates % c.publish_interval == 0:
@@ -169,12 +172,13 @@ def learner_main(config: Config, spec: EnvSpec, channel: AgentChannel, seed: int
     learner = Learner(config, spec, channel, seed)
     total = config.total_env_steps
     if config.mode == "lockstep":
-        while True:
-            rendezvous.wait()  # the actor finished its round
+        last_round = False
+        while not last_round:
+            rendezvous.wait()  # the actor finished its round and waits for us
+            # Read now, while the actor waits: after the next wait it races ahead.
+            last_round = channel.env_steps.value >= total
             learner.train_owed(records)
             rendezvous.wait()  # the round is over
-            if channel.env_steps.value >= total:
-                break
     else:
         while not rendezvous.stopped():
             if learner.updates_owed() > 0:

@@ -1,0 +1,85 @@
+"""Command line: ``python -m mplearn run [...]``.
+
+A bad argument or config value exits 2 with a one-line message naming it, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mplearn.config import MODES, Config
+from mplearn.fixes import Fixes
+
+
+class UsageError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m mplearn", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train the actor/learner system and print a summary")
+    run.add_argument("--env", default=Config.env_id, help="gymnasium id (Box obs, Discrete act)")
+    run.add_argument("--agents", type=int, default=Config.n_agents)
+    run.add_argument("--mode", choices=MODES, default=Config.mode)
+    run.add_argument("--steps", type=int, default=Config.total_env_steps, help="per agent")
+    run.add_argument("--seed", type=int, default=Config.seed)
+    run.add_argument("--device", default=Config.device, help="auto|cpu|cuda|mps (the learners)")
+    run.add_argument("--broken", nargs="*", default=[], metavar="NAME",
+                     help="learning issues to switch on (see the Fixes dataclass)")
+    run.add_argument("--out", type=Path, help="write DIR/result.json")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config(env_id=args.env, n_agents=args.agents, mode=args.mode,
+                  total_env_steps=args.steps, seed=args.seed, device=args.device,
+                  fixes=Fixes().without(*args.broken))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mplearn.system import System
+
+    try:
+        config = _config(args)
+        system = System(config)  # checks the environment and device before any process starts
+    except ValueError as e:  # ConfigError and the environment/device checks
+        raise UsageError(str(e)) from None
+    total = config.total_env_steps
+    with tqdm(total=total, unit="step", desc=f"{config.mode} x{config.n_agents}",
+              disable=args.quiet, file=sys.stderr) as bar:
+
+        def progress(s: System) -> None:
+            bar.update(s.env_steps - bar.n)
+            eps = s.episodes(0)
+            if eps:
+                bar.set_postfix(ret=f"{sum(e['ret'] for e in eps[-20:]) / len(eps[-20:]):.0f}",
+                                upd=s.updates[0], refresh=False)
+
+        result = system.run(progress)
+    print(result.table())
+    if args.out is not None:
+        path = result.save(args.out / "result.json")
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": cmd_run}[args.command](args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
