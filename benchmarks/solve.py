@@ -31,7 +31,8 @@ def solve(config: Config, target: float, window: int = 20) -> dict:
         while not system.done:
             system.poll(timeout=0.05)
             episodes = system.episodes(0)
-            if len(episodes) >= window and np.mean([e["ret"] for e in episodes[-window:]]) >= target:
+            last = [e["ret"] for e in episodes[-window:]]
+            if len(last) == window and np.mean(last) >= target:
                 solved_at = episodes[-1]["env_step"]
                 break
         result = system.stop()

@@ -110,7 +110,8 @@ class Actor:
             return
         for i, ch in enumerate(self.channels):
             records.put((ACTOR, i, dict(
-                env_step=self.env_steps, time=time.time(), policy_lag=self._lag[i] / self._lag_steps,
+                env_step=self.env_steps, time=time.time(),
+                policy_lag=self._lag[i] / self._lag_steps,
                 epsilon=float(ch.epsilon.value), version=self.subscribers[i].version,
                 syncs=self.syncs, sync_retries=self.subscribers[i].retries)))
         self._lag[:] = 0

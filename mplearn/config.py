@@ -145,9 +145,9 @@ def validate(c: Config) -> None:
         v = getattr(c, f.name)
         if f.name in _TYPES and not isinstance(v, _TYPES[f.name]):
             _fail(f.name, f"expected {_TYPES[f.name].__name__}, got {v!r}")
-        if f.name in _POSITIVE_INTS or f.name in ("seed", "learning_starts"):
-            if isinstance(v, bool) or not isinstance(v, int):
-                _fail(f.name, f"expected an integer, got {v!r}")
+        is_int_field = f.name in _POSITIVE_INTS or f.name in ("seed", "learning_starts")
+        if is_int_field and (isinstance(v, bool) or not isinstance(v, int)):
+            _fail(f.name, f"expected an integer, got {v!r}")
         if f.type == "float" and (isinstance(v, bool) or not isinstance(v, (int, float))):
             _fail(f.name, f"expected a number, got {v!r}")
     for name in _POSITIVE_INTS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import weakref
@@ -53,10 +54,8 @@ def _layout(capacity: int, obs_shape: tuple[int, ...]) -> tuple[dict[str, int], 
 
 def _unlink_segment(shm: shared_memory.SharedMemory) -> None:
     # Takes the SharedMemory, not the buffer, so the finalizer does not keep the buffer alive.
-    try:
+    with contextlib.suppress(FileNotFoundError):
         shm.unlink()
-    except FileNotFoundError:
-        pass
 
 
 class ReplayBuffer:

@@ -100,6 +100,7 @@ class System:
         self._start_time = time.perf_counter()
         if c.mode == "inline":
             self._records = queue.SimpleQueue()
+            self.inline_seconds = {"act": 0.0, "learn": 0.0}  # where inline time goes
             self._actor = Actor(c, self.spec, self.channels, actor_seed)
             self._actor.pull(force=True)
             self._learners = [Learner(c, self.spec, ch, s)
@@ -164,10 +165,14 @@ class System:
         torch.set_num_threads(1)  # the same arithmetic as the single-threaded workers
         try:
             a, c = self._actor, self.config
+            t0 = time.perf_counter()
             for _ in range(min(c.sync_interval, c.total_env_steps - a.env_steps)):
                 a.step(self._records)
+            t1 = time.perf_counter()
             for learner in self._learners:
                 learner.train_owed(self._records)
+            self.inline_seconds["act"] += t1 - t0
+            self.inline_seconds["learn"] += time.perf_counter() - t1
             if self.done:
                 a.record(self._records)
                 for learner in self._learners:
