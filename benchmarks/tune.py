@@ -15,6 +15,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 from solve import solve  # noqa: E402
@@ -36,7 +37,7 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=float("inf"))
     ap.add_argument("--out", default="tune.jsonl")
     args = ap.parse_args()
-    grid = json.loads(open(args.grid).read())
+    grid = json.loads(Path(args.grid).read_text())
     deadline = time.time() + args.budget_s
     with open(args.out, "w") as out, \
             ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
