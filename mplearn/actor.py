@@ -44,7 +44,8 @@ class NStepWindow:
 
 
 class Actor:
-    def __init__(self, config: Config, spec: EnvSpec, channels: list[AgentChannel], seed: int):
+    def __init__(self, config: Config, spec: EnvSpec, channels: list[AgentChannel],
+                 seeds: list[int]):
         self.config = config
         self.channels = channels
         self.envs = make_agent_envs(config.env_id, len(channels), config.seed)
@@ -53,10 +54,11 @@ class Actor:
             # Noisy layers explore only in train mode; other layers (dropout) act in eval mode.
             net.train(config.noisy)
         self.windows = [NStepWindow(config.n_step, config.gamma) for _ in channels]
-        self.subscribers = [WeightSubscriber(ch.model, net)
+        self.subscribers = [WeightSubscriber(ch.model, net, config.fixes)
                             for ch, net in zip(channels, self.nets, strict=True)]
-        self.rng = np.random.default_rng(seed)  # epsilon draws and random actions
-        self.generator = torch.Generator().manual_seed(seed)  # taus and noise when acting
+        # One stream per agent: epsilon draws and random actions; taus and noise when acting.
+        self.rngs = [np.random.default_rng(s) for s in seeds]
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.env_steps = 0  # per agent: every agent takes one step per actor step
         self._fault_at = config.fault_at("actor")
         self.syncs = 0
@@ -68,15 +70,25 @@ class Actor:
         for sub in self.subscribers:
             self.syncs += sub.sync(force)
 
+    def first_pull(self) -> None:
+        """Before the first step."""
+        # FIX(initial_state): one blocking pull: never act with this process's random init.
+        if self.config.fixes.initial_state:
+            self.pull(force=True)
+        else:  # trust the local copy as version 0: it is replaced only by a newer version
+            for sub in self.subscribers:
+                sub.version = 0
+
     @torch.no_grad()
     def act(self, agent_id: int, epsilon: float) -> int:
-        if self.rng.random() < epsilon:
-            return int(self.rng.integers(self.envs.spec.n_actions))
+        rng, generator = self.rngs[agent_id], self.generators[agent_id]
+        if rng.random() < epsilon:
+            return int(rng.integers(self.envs.spec.n_actions))
         net = self.nets[agent_id]
-        net.reset_noise(self.generator)
+        net.reset_noise(generator)
         obs = torch.as_tensor(self.envs.observe(agent_id)).unsqueeze(0)
         return int(iqn.greedy_action(net, obs, self.config.num_quantile_samples,
-                                     generator=self.generator)[0])
+                                     generator=generator)[0])
 
     def step(self, records) -> None:
         """One env step for every agent, in turn."""
@@ -90,7 +102,12 @@ class Actor:
             version = self.subscribers[i].version
             action = self.act(i, epsilon)
             r = self.envs.step(i, action)
-            for row in self.windows[i].push(r.obs, action, r.reward, r.next_obs, r.terminated,
+            # FIX(truncation_bootstrap): a time limit is not a terminal state.
+            if self.config.fixes.truncation_bootstrap:
+                terminated = r.terminated
+            else:  # `done = terminated or truncated`: no bootstrap at the time limit
+                terminated = r.terminated or r.truncated
+            for row in self.windows[i].push(r.obs, action, r.reward, r.next_obs, terminated,
                                             r.truncated, version, epsilon):
                 ch.buffer.add(*row)
             # Policy lag: how many learner updates the acting weights are behind.
@@ -126,11 +143,11 @@ class Actor:
         self.envs.close()
 
 
-def actor_main(config: Config, spec: EnvSpec, channels: list[AgentChannel], seed: int,
+def actor_main(config: Config, spec: EnvSpec, channels: list[AgentChannel], seeds: list[int],
                rendezvous: Rendezvous, *, records) -> None:
     """Process entry point: act for every agent until ``total_env_steps``."""
-    actor = Actor(config, spec, channels, seed)
-    actor.pull(force=True)  # one blocking pull: never act with this process's random init
+    actor = Actor(config, spec, channels, seeds)
+    actor.first_pull()
     total, round_steps = config.total_env_steps, config.sync_interval
     try:
         if config.mode == "lockstep":

@@ -96,7 +96,11 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> Config:
         d = dict(d)
-        fixes = Fixes(**d.pop("fixes", {}))
+        fixes = d.pop("fixes", {})
+        unknown = sorted(set(fixes) - set(Fixes.names()))
+        if unknown:
+            raise ConfigError(f"fixes: unknown issue name {unknown[0]!r}")
+        fixes = Fixes(**fixes)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

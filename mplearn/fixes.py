@@ -13,7 +13,29 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Fixes:
-    """Which learning issues are fixed. ``Fixes()`` is the correct system."""
+    """Which learning issues are fixed. ``Fixes()`` is the correct system.
+
+    The catalogue (``mplearn.catalogue``, ``python -m mplearn issues``) explains each field.
+    """
+
+    # --- the review's issues ---
+    optimizer_binding: bool = True  # the train copy gets its own optimizer
+    target_sync: bool = True  # publish copies both networks, parameters and buffers
+    train_mode: bool = True  # train_step puts both networks in train mode
+    shared_epsilon: bool = True  # epsilon travels through shared memory, not an attribute
+    grad_clip: bool = True  # clip_grad_norm_ before the optimizer step
+    batch_to_device: bool = True  # the batch becomes tensors of the model's device and dtype
+    step_counter: bool = True  # the learner's training_step counter is incremented
+    single_target_update: bool = True  # one target update per schedule, not two
+    initial_state: bool = True  # the actor pulls the shared weights before its first step
+    # --- beyond the review ---
+    replay_by_name: bool = True  # the replay re-attaches by name under spawn
+    versioned_publish: bool = True  # the actor keeps only consistent (seqlock) copies
+    write_before_publish: bool = True  # a replay row is written before it is counted
+    truncation_bootstrap: bool = True  # truncation is not termination: bootstrap through it
+    single_thread: bool = True  # workers run torch.set_num_threads(1)
+    worker_seeding: bool = True  # every worker and agent draws from its own seed
+    throttle: bool = True  # the update-to-data ratio is enforced
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ process entry point for the lockstep and async modes.
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 
@@ -62,10 +63,14 @@ class Learner:
         shared = channel.model
         self.model = shared if self.path == "in_place" else make_train_copy(
             shared, config, spec, self.device)
-        self.publisher = WeightPublisher(shared)
+        self.fixes = config.fixes
+        self.publisher = WeightPublisher(shared, self.fixes)
         self.rng = np.random.default_rng(seed)  # replay sampling
         self.generator = torch.Generator(device=self.device).manual_seed(seed)  # taus, noise
-        self.updates = 0
+        self.updates = 0  # optimizer steps: the update-to-data bookkeeping
+        self.training_step = 0  # the plan's counter: drives the publish and epsilon schedules
+        self.epsilon = config.epsilon_start  # the learner's schedule value
+        self._epsilon_steps = 0  # decay steps taken
         self.target_updates = 0
         self._fault_at = config.fault_at("learner")
         self._totals = np.zeros(4)  # loss, grad norm, mean Q, clipped: sums since last record
@@ -76,8 +81,13 @@ class Learner:
         """The batch as tensors on the model's device, observations in the model's dtype."""
         dtype = next(self.model.qnetwork_local.parameters()).dtype
 
-        def as_tensor(x: np.ndarray, dtype=None) -> torch.Tensor:
-            return torch.as_tensor(x, device=self.device, dtype=dtype)
+        # FIX(batch_to_device): tensors on the model's device, in the model's dtype.
+        if self.fixes.batch_to_device:
+            def as_tensor(x: np.ndarray, dtype=None) -> torch.Tensor:
+                return torch.as_tensor(x, device=self.device, dtype=dtype)
+        else:  # torch.from_numpy: the array's own dtype, on the CPU, whatever the model's
+            def as_tensor(x: np.ndarray, dtype=None) -> torch.Tensor:
+                return torch.from_numpy(np.asarray(x))
 
         return dict(
             obs=as_tensor(batch.obs, dtype),
@@ -92,8 +102,13 @@ class Learner:
         """One optimizer step on ``batch``; returns (loss, pre-clip grad norm, mean Q)."""
         c, model = self.config, self.model
         t = self.to_tensors(batch)
-        model.qnetwork_local.train()
-        model.qnetwork_target.train()
+        # FIX(train_mode): train mode for the update (noise, dropout, batch-norm statistics).
+        if self.fixes.train_mode:
+            model.qnetwork_local.train()
+            model.qnetwork_target.train()
+        else:  # as left by an eval()-then-train() helper that returned early
+            model.qnetwork_local.eval()
+            model.qnetwork_target.eval()
         model.qnetwork_local.reset_noise(self.generator)
         model.qnetwork_target.reset_noise(self.generator)
         loss, mean_q = iqn.iqn_loss(
@@ -106,7 +121,12 @@ class Learner:
         )
         model.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(model.qnetwork_local.parameters(), c.max_grad_norm)
+        params = model.qnetwork_local.parameters()
+        # FIX(grad_clip): clip the gradient norm before the step (returns the pre-clip norm).
+        if self.fixes.grad_clip:
+            grad_norm = nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+        else:  # clipping commented out, as in the origin's final learner: measure only
+            grad_norm = nn.utils.clip_grad_norm_(params, math.inf)
         # In place, the optimizer step is the write the actor must not see half done.
         writing = self.publisher.writing(self.updates + 1) if self.path == "in_place" \
             else nullcontext()
@@ -116,6 +136,10 @@ class Learner:
             if self.updates % c.target_update_period == 0:
                 update_target(model.qnetwork_target, model.qnetwork_local, c.tau)
                 self.target_updates += 1
+                # FIX(single_target_update): exactly one target update per period.
+                if not self.fixes.single_target_update:  # the learner loop updates it again
+                    update_target(model.qnetwork_target, model.qnetwork_local, c.tau)
+                    self.target_updates += 1
         return loss.item(), grad_norm.item(), mean_q.item()
 
     def update(self) -> None:
@@ -125,14 +149,38 @@ class Learner:
             raise InjectedFault(f"learner-{ch.agent_id}: injected fault at update {self.updates}")
         loss, grad_norm, mean_q = self.train_step(ch.buffer.sample(c.batch_size, self.rng))
         self._totals += (loss, grad_norm, mean_q, grad_norm > c.max_grad_norm)
-        if self.path == "copy" and self.updates % c.publish_interval == 0:
+        # FIX(step_counter): the schedule counter advances with every update.
+        if self.fixes.step_counter:
+            self.training_step += 1
+        else:  # never incremented: `0 % interval == 0` holds on every update
+            pass
+        if self.path == "copy" and self.training_step % c.publish_interval == 0:
             self.publisher.publish(self.model, self.updates)
-        if self.updates % c.epsilon_decay_freq == 0:
-            ch.epsilon.value = c.epsilon_at(self.updates)
+        if self.training_step % c.epsilon_decay_freq == 0:
+            self._epsilon_steps += 1
+            self.publish_epsilon(c.epsilon_at(self._epsilon_steps * c.epsilon_decay_freq))
         ch.updates.value = self.updates
 
-    def updates_owed(self) -> int:
-        return self.config.updates_owed(self.channel.env_steps.value) - self.updates
+    def publish_epsilon(self, epsilon: float) -> None:
+        self.epsilon = epsilon
+        # FIX(shared_epsilon): through shared memory the actor reads.
+        if self.fixes.shared_epsilon:
+            self.channel.epsilon.value = epsilon
+        else:  # an attribute on the shared model: share_memory() shares tensor storages only
+            self.channel.model.epsilon = epsilon
+
+    def updates_owed(self, env_steps: int | None = None) -> int:
+        """Updates to do now: what the update-to-data ratio allows, minus those done."""
+        c = self.config
+        if env_steps is None:
+            env_steps = self.channel.env_steps.value
+        owed = c.updates_owed(env_steps) - self.updates
+        # FIX(throttle): enforce the update-to-data ratio.
+        if self.fixes.throttle:
+            return owed
+        else:  # free-running while the actor runs: one more update whenever data exists
+            running = c.updates_owed(env_steps) > 0 and env_steps < c.total_env_steps
+            return max(owed, 1) if running else owed
 
     def train_owed(self, records) -> int:
         """Do every update the update-to-data ratio allows now (inline and lockstep rounds)."""
@@ -144,8 +192,7 @@ class Learner:
 
     def finish(self, records) -> None:
         """Publish the final weights and flush the last record."""
-        if self.path == "copy" and self.publisher.publishes and \
-                int(self.channel.model.weights_version) != self.updates:
+        if self.path == "copy" and int(self.channel.model.weights_version) != self.updates:
             self.publisher.publish(self.model, self.updates)
         self.maybe_record(records, force=True)
 
@@ -161,7 +208,7 @@ class Learner:
         records.put((LEARNER, self.channel.agent_id, dict(
             update=self.updates, env_step=int(self.channel.env_steps.value), time=time.time(),
             loss=loss, grad_norm=grad_norm, mean_q=mean_q, clip_fraction=clipped,
-            epsilon=float(self.channel.epsilon.value), publishes=self.publisher.publishes,
+            epsilon=self.epsilon, publishes=self.publisher.publishes,
             target_updates=self.target_updates,
         )))
 
@@ -181,10 +228,11 @@ def learner_main(config: Config, spec: EnvSpec, channel: AgentChannel, seed: int
             rendezvous.wait()  # the round is over
     else:
         while not rendezvous.stopped():
-            if learner.updates_owed() > 0:
+            env_steps = channel.env_steps.value  # read once: the actor may step in between
+            if learner.updates_owed(env_steps) > 0:
                 learner.update()
                 learner.maybe_record(records)
-            elif channel.env_steps.value >= total:
+            elif env_steps >= total:
                 break
             else:
                 time.sleep(0.0002)  # the update-to-data ratio says wait for data

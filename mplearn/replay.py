@@ -11,6 +11,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from mplearn.fixes import Fixes
+
 _ALIGN = 64  # cache-line alignment, so no field starts mid-line or misaligned
 
 
@@ -70,13 +72,15 @@ class ReplayBuffer:
     publish-after-write relies on stores becoming visible in order, as on x86.
     """
 
-    def __init__(self, capacity: int, obs_shape: tuple[int, ...], ctx=None):
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], ctx=None,
+                 fixes: Fixes | None = None):
         if capacity <= 0:
             raise ValueError(f"capacity must be > 0, got {capacity}")
         ctx = ctx if ctx is not None else mp.get_context("spawn")
         self._capacity = int(capacity)
         self._obs_shape = tuple(int(d) for d in obs_shape)
         self._count = ctx.Value("q", 0, lock=False)  # total rows ever written
+        self._fixes = fixes or Fixes()
         _, size = _layout(self._capacity, self._obs_shape)
         self._attach(shared_memory.SharedMemory(create=True, size=size))
         self._owner = True
@@ -91,19 +95,23 @@ class ReplayBuffer:
         }
 
     def __getstate__(self) -> dict:
-        # Never the arrays: spawn would pickle them by value and the child would write
-        # into a private copy.
-        return {
-            "name": self._shm.name,
-            "capacity": self._capacity,
-            "obs_shape": self._obs_shape,
-            "count": self._count,
-        }
+        state = {"name": self._shm.name, "capacity": self._capacity,
+                 "obs_shape": self._obs_shape, "count": self._count, "fixes": self._fixes}
+        # FIX(replay_by_name): pickle the segment's name, never the arrays: spawn would
+        # pickle them by value and the child would write into a private copy.
+        if not self._fixes.replay_by_name:
+            state["arrays"] = self._arrays  # the naive buffer: arrays by value, counter shared
+        return state
 
     def __setstate__(self, state: dict) -> None:
         self._capacity = state["capacity"]
         self._obs_shape = state["obs_shape"]
         self._count = state["count"]
+        self._fixes = state["fixes"]
+        if "arrays" in state:  # pickled by value: a private copy that nobody else sees
+            self._shm, self._arrays = None, state["arrays"]
+            self._owner, self._finalizer = False, None
+            return
         # Attaching registers the name with the resource tracker again. Spawn children
         # share the parent's tracker, which keeps a set of names, so this is a no-op;
         # unregistering here would drop the owner's entry and make its unlink() fail
@@ -144,6 +152,10 @@ class ReplayBuffer:
             raise ValueError(f"obs and next_obs must have shape {self._obs_shape}")
         n = self._count.value
         i = n % self._capacity
+        # FIX(write_before_publish): publish the row (bump the counter) only after writing it:
+        # a sampler trusts the counter and must never read a row that is not written yet.
+        if not self._fixes.write_before_publish:
+            self._count.value = n + 1  # the race: counted before it is written
         views["obs"][i] = obs
         views["actions"][i] = action
         views["rewards"][i] = reward
@@ -153,9 +165,7 @@ class ReplayBuffer:
         views["versions"][i] = version
         views["epsilons"][i] = epsilon
         views["steps"][i] = steps
-        # Publish only after the row is complete: a sampler trusts the counter and must
-        # never read a row that is not written yet.
-        self._count.value = n + 1
+        self._count.value = n + 1  # (a no-op repeat when counted before writing)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         """Uniform sample with replacement over the rows written so far (copies)."""
@@ -172,7 +182,8 @@ class ReplayBuffer:
         # numpy views hold no buffer export, so the mapping would close under them and a
         # later access would segfault: drop them first. Sampled batches are copies.
         self._arrays = None
-        self._shm.close()
+        if self._shm is not None:
+            self._shm.close()
 
     def unlink(self) -> None:
         """Destroy the segment (owner only; idempotent). Call after close()."""

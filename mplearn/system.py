@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import signal
+import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -59,6 +62,19 @@ def _cleanup(processes: list, buffers: list, rendezvous: Rendezvous | None) -> N
         b.unlink()
 
 
+@contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT in this process for a moment (main thread only: elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class System:
     """``with System(config) as system: result = system.run()``."""
 
@@ -80,12 +96,17 @@ class System:
             raise RuntimeError("System.start: already started; make a new System to run again")
         self._started = True
         c, ctx, n = self.config, self._ctx, self.config.n_agents
-        actor_seed, *learner_seeds = (int(s) for s in
-                                      np.random.SeedSequence(c.seed).generate_state(n + 1))
+        # FIX(worker_seeding): every agent's actor stream and every learner its own seed.
+        if c.fixes.worker_seeding:
+            seeds = [int(s) for s in np.random.SeedSequence(c.seed).generate_state(2 * n)]
+        else:  # every stream seeded with the run's seed: identical draws everywhere
+            seeds = [c.seed] * (2 * n)
+        actor_seeds, learner_seeds = seeds[:n], seeds[n:]
         with torch.random.fork_rng():
             torch.manual_seed(c.seed)  # paired runs: the same seed gives the same initial weights
             self.shared_models = [create_shared_model(c, spec=self.spec) for _ in range(n)]
-        self.buffers = [ReplayBuffer(c.buffer_size, self.spec.obs_shape, ctx) for _ in range(n)]
+        self.buffers = [ReplayBuffer(c.buffer_size, self.spec.obs_shape, ctx, c.fixes)
+                        for _ in range(n)]
         self.channels = [
             AgentChannel(i, self.shared_models[i], self.buffers[i],
                          epsilon=ctx.Value("d", c.epsilon_start, lock=False),
@@ -101,13 +122,13 @@ class System:
         if c.mode == "inline":
             self._records = queue.SimpleQueue()
             self.inline_seconds = {"act": 0.0, "learn": 0.0}  # where inline time goes
-            self._actor = Actor(c, self.spec, self.channels, actor_seed)
-            self._actor.pull(force=True)
+            self._actor = Actor(c, self.spec, self.channels, actor_seeds)
+            self._actor.first_pull()
             self._learners = [Learner(c, self.spec, ch, s)
                               for ch, s in zip(self.channels, learner_seeds, strict=True)]
         else:
             self._records = ctx.Queue()
-            self._spawn("actor", actor_main, c, self.spec, self.channels, actor_seed,
+            self._spawn("actor", actor_main, c, self.spec, self.channels, actor_seeds,
                         self._rendezvous)
             for ch, s in zip(self.channels, learner_seeds, strict=True):
                 self._spawn(f"learner-{ch.agent_id}", learner_main, c, self.spec, ch, s,
@@ -115,9 +136,11 @@ class System:
         return self
 
     def _spawn(self, name: str, target: Callable, *args) -> None:
-        p = self._ctx.Process(target=worker_main, args=(name, self._records, target, *args),
+        p = self._ctx.Process(target=worker_main,
+                              args=(name, self._records, self.config.fixes, target, *args),
                               name=name, daemon=True)
-        p.start()
+        with _sigint_ignored():  # a child inherits it: a Ctrl-C while it starts must not kill it
+            p.start()
         self._processes.append(p)
 
     def __enter__(self) -> System:

@@ -20,6 +20,7 @@ from torch import nn
 
 from mplearn.config import Config
 from mplearn.envs import EnvSpec, env_spec
+from mplearn.fixes import Fixes
 from mplearn.networks import IQNNetwork
 
 
@@ -75,14 +76,20 @@ def make_train_copy(shared_model: IQNAgent, config: Config, spec: EnvSpec,
     trainer = IQNAgent(spec, config)
     trainer.load_state_dict(shared_model.state_dict())
     trainer.to(device)
-    trainer.optimizer = make_optimizer(trainer.qnetwork_local, config)
+    # FIX(optimizer_binding): the copy needs an optimizer bound to ITS parameters.
+    if config.fixes.optimizer_binding:
+        trainer.optimizer = make_optimizer(trainer.qnetwork_local, config)
+    else:  # keeps the shared model's: it steps parameters whose .grad is None, so nothing moves
+        trainer.optimizer = shared_model.optimizer
     return trainer
 
 
 class WeightPublisher:
     """The learner's side: writes weights into the shared model under the seqlock."""
 
-    def __init__(self, shared_model: IQNAgent):
+    def __init__(self, shared_model: IQNAgent, fixes: Fixes | None = None):
+        self.fixes = fixes or Fixes()
+        self._shared_model = shared_model
         # state_dict() tensors are views of the shared storage: copying into them publishes.
         self._shared = shared_model.state_dict()
         self._seq = shared_model.weights_seq
@@ -105,14 +112,21 @@ class WeightPublisher:
         """Copy the trainer's whole state (both networks, parameters and buffers) into shared
         memory, device to host, without moving the trainer."""
         with self.writing(version):
-            for name, tensor in trainer.state_dict().items():
-                self._shared[name].copy_(tensor)
+            # FIX(target_sync): copy the whole state (both networks, parameters and buffers).
+            if self.fixes.target_sync:
+                for name, tensor in trainer.state_dict().items():
+                    self._shared[name].copy_(tensor)
+            else:  # the local network's parameters only: the shared target goes stale
+                for shared, trained in zip(self._shared_model.qnetwork_local.parameters(),
+                                           trainer.qnetwork_local.parameters(), strict=True):
+                    shared.copy_(trained)
 
 
 class WeightSubscriber:
     """The actor's side: keeps a local copy of the shared online network."""
 
-    def __init__(self, shared_model: IQNAgent, local_net: nn.Module):
+    def __init__(self, shared_model: IQNAgent, local_net: nn.Module, fixes: Fixes | None = None):
+        self.fixes = fixes or Fixes()
         self._source = shared_model.qnetwork_local.state_dict()
         self._local = local_net.state_dict()
         self._seq = shared_model.weights_seq
@@ -131,15 +145,25 @@ class WeightSubscriber:
         """
         if not force and self.latest_version() == self.version:
             return False
+        # FIX(versioned_publish): keep only a copy that no write overlapped (seqlock).
+        if self.fixes.versioned_publish:
+            self.version = self._copy_consistent()
+        else:  # a plain load_state_dict: a write in progress leaves a mix of two versions
+            self.version = self._copy_once()
+        return True
+
+    def _copy_once(self) -> int:
+        for name, tensor in self._source.items():
+            self._local[name].copy_(tensor)
+        return int(self._version)
+
+    def _copy_consistent(self) -> int:
         while True:
             before = int(self._seq)
             if before % 2 == 1:
                 time.sleep(0)  # a write is in progress; let the writer finish
                 continue
-            for name, tensor in self._source.items():
-                self._local[name].copy_(tensor)
-            version = int(self._version)
+            version = self._copy_once()
             if int(self._seq) == before:
-                self.version = version
-                return True
+                return version
             self.retries += 1

@@ -20,6 +20,7 @@ from multiprocessing.connection import wait
 import torch
 
 from mplearn.channels import Stopped
+from mplearn.fixes import Fixes
 
 # Record kinds sent from workers to the parent.
 DONE, ERROR = "done", "error"
@@ -38,9 +39,13 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def worker_main(name: str, records, target: Callable, *args) -> None:
+def worker_main(name: str, records, fixes: Fixes, target: Callable, *args) -> None:
     """Process entry point: set the worker up, run ``target(*args, records=records)``."""
-    torch.set_num_threads(1)
+    # FIX(single_thread): one thread per worker; the workers share the cores.
+    if fixes.single_thread:
+        torch.set_num_threads(1)
+    else:  # torch's default: one thread per core in every process
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
     devnull = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)

@@ -1,0 +1,205 @@
+"""The learning-issue catalogue: what each ``Fixes`` switch is about.
+
+For every issue: the review's claim (in our words; the review is the plan's "Learning Issues
+Evaluation Report"), the real mechanism, where it bites, the symptom, the diagnostic that
+catches it, its notebook, and its verdict once measured (``None`` until a measurement backs it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+REVIEW = "the plan's review (Learning Issues Evaluation Report)"
+
+
+@dataclass(frozen=True)
+class Issue:
+    name: str  # the Fixes field
+    title: str
+    claim: str  # what the review says ("" for issues beyond the review)
+    mechanism: str
+    where: str  # where it bites
+    symptom: str
+    diagnostic: str
+    notebook: str
+    verdict: str | None = None  # real | conditional: ... | no effect, once measured
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+ISSUES: tuple[Issue, ...] = (
+    Issue(
+        "optimizer_binding", "Stale optimizer state",
+        claim="Copying weights into a model after its optimizer exists leaves the optimizer "
+              "with momentum for the old random weights, so the optimizer must be recreated "
+              "after every copy; conditional on create_shared_model copying from a source.",
+        mechanism="Adam creates its state lazily at the first step() and load_state_dict "
+                  "copies in place into the parameters the optimizer holds, so a weight copy "
+                  "before training is harmless. What does break: an optimizer bound to other "
+                  "Parameter objects (a train copy that keeps the shared model's optimizer: "
+                  "gradients land on the copy, Adam steps parameters whose .grad is None), and "
+                  "moments kept while the weights are replaced.",
+        where="the learner's train copy (copy path), resume from the shared model",
+        symptom="the trainer's weights never change; loss pattern flat; return stays at the "
+                "random-policy level",
+        diagnostic="checks.optimizer_bound_to(model, optimizer); weight change per update > 0",
+        notebook="02_stale_optimizer_state"),
+    Issue(
+        "target_sync", "Target network not synced on publish",
+        claim="Publishing by zipping the shared model's parameters() with the trainer's copies "
+              "only the local network, leaving the shared target stale.",
+        mechanism="When the wrapper is an nn.Module holding both networks, parameters() yields "
+                  "both, so that zip copies both; it misses buffers (noise, batch-norm "
+                  "statistics). Copying qnetwork_local.parameters() alone does leave the shared "
+                  "target stale.",
+        where="anything that reads the shared target: a learner that restarts from the shared "
+              "model, an evaluator, a checkpoint; acting uses only the local network",
+        symptom="loss spike after a learner restart; shared target far from the trainer's",
+        diagnostic="checks.target_in_sync(shared, trainer): distance after each publish",
+        notebook="03_target_network_sync"),
+    Issue(
+        "train_mode", "Missing train mode",
+        claim="train_step must call train() on both networks.",
+        mechanism="train()/eval() change only mode-dependent layers (dropout, batch norm, "
+                  "noisy layers). A learner left in eval mode trains NoisyLinear layers on "
+                  "their means only: sigma gets no gradient and training sees no noise.",
+        where="networks with noisy layers, dropout or batch norm; harmless for plain MLPs",
+        symptom="sigma parameters frozen; with exploration by noise only, no exploration",
+        diagnostic="checks.module_modes(model); sigma gradient norm; assert mode at train_step",
+        notebook="04_train_mode"),
+    Issue(
+        "shared_epsilon", "Epsilon decay and its publication",
+        claim="The learner decays epsilon every epsilon_decay_freq steps and publishes it to "
+              "the shared model.",
+        mechanism="share_memory() shares tensor storages only: a plain attribute set on the "
+                  "shared model in the learner never reaches the actor process.",
+        where="any value published as a Python attribute across processes",
+        symptom="actors explore at the initial epsilon forever; loss falls, return does not",
+        diagnostic="the epsilon stored with each transition; the monitor's actor epsilon",
+        notebook="05_epsilon_across_processes"),
+    Issue(
+        "grad_clip", "Gradient clipping",
+        claim="Gradients are clipped to norm 1.0 before the optimizer step (marked fixed).",
+        mechanism="The quantile Huber loss with kappa = 1 bounds each element's gradient, so "
+                  "clipping matters less than for an MSE loss; it can matter with large reward "
+                  "scales or high learning rates. The origin had it commented out.",
+        where="large rewards, high learning rates",
+        symptom="gradient-norm spikes, unstable learning",
+        diagnostic="pre-clip gradient norm distribution; fraction of steps clipped",
+        notebook="06_gradient_clipping"),
+    Issue(
+        "batch_to_device", "Device and dtype of the batch",
+        claim="All batch arrays are converted to tensors and moved to the device (marked "
+              "fixed).",
+        mechanism="torch.from_numpy keeps the array's dtype and device: float64 replay arrays "
+                  "meet float32 weights ('mat1 and mat2 must have the same dtype'); a CPU batch "
+                  "meets a CUDA model ('Expected all tensors to be on the same device').",
+        where="float64 observations; a learner on cuda or mps",
+        symptom="the learner dies; unwatched, the actor goes on acting with the initial policy "
+                "and the run looks like 'no learning'",
+        diagnostic="checks.batch_matches(batch, model); the System raises the learner's error",
+        notebook="07_device_and_dtype"),
+    Issue(
+        "step_counter", "Training step counter",
+        claim="training_step = 0 is initialised and incremented (marked fixed).",
+        mechanism="Uninitialised: NameError at first use, the learner dies. Never incremented: "
+                  "0 % interval == 0 is always true, so every step publishes and every step "
+                  "advances the epsilon schedule.",
+        where="the learner's schedules: publish, epsilon decay",
+        symptom="publishes and epsilon decays on every update (premature exploitation, slow)",
+        diagnostic="publish and decay counts against the schedule (monitor)",
+        notebook="08_step_counter"),
+    Issue(
+        "single_target_update", "Duplicate target network updates",
+        claim="(listed among the critical issues) the target is updated twice: inside "
+              "train_step and again in the learner loop.",
+        mechanism="Two soft updates per period make the effective tau about twice as large; a "
+                  "duplicated hard copy is harmless unless it runs every step, which removes "
+                  "the target network.",
+        where="the learner loop and train_step both updating the target",
+        symptom="target updates per optimizer step above the schedule",
+        diagnostic="target updates per update against 1 / target_update_period",
+        notebook="09_duplicate_target_updates"),
+    Issue(
+        "initial_state", "Initial model state",
+        claim="Unclear whether shared models start from random or copied weights; document it.",
+        mechanism="Actors that act before their first sync use their own random init; a train "
+                  "copy made before the source weights were copied trains from random weights.",
+        where="the first steps of every run; runs initialised from a source model",
+        symptom="early transitions from a policy the learner never had",
+        diagnostic="the weight version stored with each transition (-1: never synced)",
+        notebook="10_initial_model_state"),
+    Issue(
+        "replay_by_name", "Replay buffer pickled by value under spawn",
+        claim="",
+        mechanism="numpy arrays over multiprocessing.shared_memory are pickled by value unless "
+                  "the buffer re-attaches by name; the size counter (mp.Value) is shared, so "
+                  "the learner samples zeros. Under fork the naive buffer works.",
+        where="spawn start method (macOS, Windows, notebooks that use spawn)",
+        symptom="tiny loss, first-layer gradient exactly 0, no learning",
+        diagnostic="checks.sample_is_nonzero; compare a sampled row with what the actor wrote",
+        notebook="11_shared_memory_pitfalls"),
+    Issue(
+        "versioned_publish", "Torn reads during publish",
+        claim="",
+        mechanism="load_state_dict copies tensor by tensor with no cross-process lock: an "
+                  "actor can read a mix of two versions. A seqlock (odd while writing) fixes it.",
+        where="async mode only",
+        symptom="occasional actions from a network that never existed",
+        diagnostic="checksum of the synced weights against a published version",
+        notebook="11_shared_memory_pitfalls"),
+    Issue(
+        "write_before_publish", "Replay race: count before row",
+        claim="",
+        mechanism="A buffer that bumps its size before writing the row lets the sampler read a "
+                  "row that is not written yet.",
+        where="async mode, one writer and one sampler",
+        symptom="rare zero or stale rows in batches",
+        diagnostic="rows checked against a per-row sequence number",
+        notebook="11_shared_memory_pitfalls"),
+    Issue(
+        "truncation_bootstrap", "Terminated vs truncated",
+        claim="",
+        mechanism="A time-limit truncation is not an absorbing state; treating it as terminal "
+                  "removes the bootstrap and biases values (CartPole-v1 truncates at 500).",
+        where="environments with time limits",
+        symptom="values near the time limit pulled towards the last reward",
+        diagnostic="fraction of terminal rows at the time limit",
+        notebook="11_shared_memory_pitfalls"),
+    Issue(
+        "single_thread", "Thread oversubscription",
+        claim="",
+        mechanism="Every process at torch's default thread count on few cores: measured 2.69 s "
+                  "vs 0.56 s for 2 processes on 2 cores (design notes).",
+        where="several processes on few cores",
+        symptom="multiprocess run slower than the sequential one",
+        diagnostic="torch.get_num_threads() in each worker; throughput vs inline",
+        notebook="12_performance"),
+    Issue(
+        "worker_seeding", "Identical randomness across workers",
+        claim="",
+        mechanism="Workers seeded alike draw identical random numbers: identical exploration "
+                  "across agents.",
+        where="several agents or actors",
+        symptom="agents' exploration decisions identical",
+        diagnostic="compare the first random draws of each worker",
+        notebook="11_shared_memory_pitfalls"),
+    Issue(
+        "throttle", "Unthrottled learner",
+        claim="",
+        mechanism="Without an enforced update-to-data ratio the learner trains as fast as it "
+                  "can, so the ratio differs between sequential and multiprocess runs and "
+                  "confounds every comparison.",
+        where="async mode",
+        symptom="updates per env step far from the configured ratio; overfitting early data",
+        diagnostic="updates per env step against updates_per_step (monitor)",
+        notebook="12_performance"),
+)
+
+
+def issue(name: str) -> Issue:
+    for i in ISSUES:
+        if i.name == name:
+            return i
+    raise ValueError(f"issue: unknown issue name {name!r}; known: {[i.name for i in ISSUES]}")
