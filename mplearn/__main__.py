@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="learning issues to switch on (see the Fixes dataclass)")
     run.add_argument("--out", type=Path, help="write DIR/result.json")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    issues = sub.add_parser("issues", help="the learning-issue catalogue")
+    issues.add_argument("--json", action="store_true", help="machine-readable")
     return ap
 
 
@@ -69,10 +71,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_issues(args: argparse.Namespace) -> int:
+    import json
+    import textwrap
+
+    from mplearn.catalogue import ISSUES
+
+    if args.json:
+        print(json.dumps([i.to_dict() for i in ISSUES], indent=1))
+        return 0
+    for i in ISSUES:
+        print(f"{i.name}: {i.title}  [verdict: {i.verdict or 'not yet measured'}]")
+        for label, text in (("claim", i.claim or "(beyond the review)"),
+                            ("mechanism", i.mechanism), ("bites", i.where),
+                            ("symptom", i.symptom), ("diagnostic", i.diagnostic),
+                            ("notebook", i.notebook)):
+            print(textwrap.fill(text, 96, initial_indent=f"  {label:>10}: ",
+                                subsequent_indent=" " * 14))
+        print()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": cmd_run}[args.command](args)
+        return {"run": cmd_run, "issues": cmd_issues}[args.command](args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -43,7 +43,8 @@ ISSUES: tuple[Issue, ...] = (
         where="the learner's train copy (copy path), resume from the shared model",
         symptom="the trainer's weights never change; loss pattern flat; return stays at the "
                 "random-policy level",
-        diagnostic="checks.optimizer_bound_to(model, optimizer); weight change per update > 0",
+        diagnostic="every optimizer parameter is a parameter of the model being trained; "
+                   "weight change per update > 0",
         notebook="02_stale_optimizer_state"),
     Issue(
         "target_sync", "Target network not synced on publish",
@@ -56,7 +57,7 @@ ISSUES: tuple[Issue, ...] = (
         where="anything that reads the shared target: a learner that restarts from the shared "
               "model, an evaluator, a checkpoint; acting uses only the local network",
         symptom="loss spike after a learner restart; shared target far from the trainer's",
-        diagnostic="checks.target_in_sync(shared, trainer): distance after each publish",
+        diagnostic="distance between the shared target and the trainer's after each publish",
         notebook="03_target_network_sync"),
     Issue(
         "train_mode", "Missing train mode",
@@ -66,7 +67,7 @@ ISSUES: tuple[Issue, ...] = (
                   "their means only: sigma gets no gradient and training sees no noise.",
         where="networks with noisy layers, dropout or batch norm; harmless for plain MLPs",
         symptom="sigma parameters frozen; with exploration by noise only, no exploration",
-        diagnostic="checks.module_modes(model); sigma gradient norm; assert mode at train_step",
+        diagnostic="the mode of every module at train_step; sigma gradient norm",
         notebook="04_train_mode"),
     Issue(
         "shared_epsilon", "Epsilon decay and its publication",
@@ -76,7 +77,7 @@ ISSUES: tuple[Issue, ...] = (
                   "shared model in the learner never reaches the actor process.",
         where="any value published as a Python attribute across processes",
         symptom="actors explore at the initial epsilon forever; loss falls, return does not",
-        diagnostic="the epsilon stored with each transition; the monitor's actor epsilon",
+        diagnostic="the epsilon stored with each transition; the actor records' epsilon",
         notebook="05_epsilon_across_processes"),
     Issue(
         "grad_clip", "Gradient clipping",
@@ -98,7 +99,8 @@ ISSUES: tuple[Issue, ...] = (
         where="float64 observations; a learner on cuda or mps",
         symptom="the learner dies; unwatched, the actor goes on acting with the initial policy "
                 "and the run looks like 'no learning'",
-        diagnostic="checks.batch_matches(batch, model); the System raises the learner's error",
+        diagnostic="batch device and dtype against the model's; the System raises the learner's "
+                   "error",
         notebook="07_device_and_dtype"),
     Issue(
         "step_counter", "Training step counter",
@@ -108,7 +110,7 @@ ISSUES: tuple[Issue, ...] = (
                   "advances the epsilon schedule.",
         where="the learner's schedules: publish, epsilon decay",
         symptom="publishes and epsilon decays on every update (premature exploitation, slow)",
-        diagnostic="publish and decay counts against the schedule (monitor)",
+        diagnostic="publish and decay counts against the schedule",
         notebook="08_step_counter"),
     Issue(
         "single_target_update", "Duplicate target network updates",
@@ -138,7 +140,7 @@ ISSUES: tuple[Issue, ...] = (
                   "the learner samples zeros. Under fork the naive buffer works.",
         where="spawn start method (macOS, Windows, notebooks that use spawn)",
         symptom="tiny loss, first-layer gradient exactly 0, no learning",
-        diagnostic="checks.sample_is_nonzero; compare a sampled row with what the actor wrote",
+        diagnostic="compare a sampled row with what the actor wrote",
         notebook="11_shared_memory_pitfalls"),
     Issue(
         "versioned_publish", "Torn reads during publish",
@@ -170,8 +172,8 @@ ISSUES: tuple[Issue, ...] = (
     Issue(
         "single_thread", "Thread oversubscription",
         claim="",
-        mechanism="Every process at torch's default thread count on few cores: measured 2.69 s "
-                  "vs 0.56 s for 2 processes on 2 cores (design notes).",
+        mechanism="Every process runs torch at its default thread count (one per core), so "
+                  "several processes on few cores fight over them.",
         where="several processes on few cores",
         symptom="multiprocess run slower than the sequential one",
         diagnostic="torch.get_num_threads() in each worker; throughput vs inline",
@@ -193,7 +195,7 @@ ISSUES: tuple[Issue, ...] = (
                   "confounds every comparison.",
         where="async mode",
         symptom="updates per env step far from the configured ratio; overfitting early data",
-        diagnostic="updates per env step against updates_per_step (monitor)",
+        diagnostic="updates per env step against updates_per_step",
         notebook="12_performance"),
 )
 
