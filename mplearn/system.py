@@ -44,12 +44,19 @@ class WorkerError(RuntimeError):
         self.worker = name
 
 
+def _killed(processes: list) -> bool:
+    """Whether a worker died by a signal (exit code < 0: OOM killer, segfault, kill -9)."""
+    return any(p.exitcode is not None and p.exitcode < 0 for p in processes)
+
+
 def _cleanup(processes: list, buffers: list, rendezvous: Rendezvous | None) -> None:
     """Last resort (also run by the finalizer): stop, terminate, kill, unlink. Idempotent."""
-    if rendezvous is not None:
+    # A worker killed inside the barrier's or the event's lock leaves it held for ever: then
+    # asking the others to stop would block; terminate them instead.
+    if rendezvous is not None and not _killed(processes):
         rendezvous.stop()
-    for p in processes:
-        p.join(timeout=1.0)
+        for p in processes:
+            p.join(timeout=1.0)
     for p in processes:
         if p.is_alive():
             p.terminate()
@@ -234,7 +241,7 @@ class System:
         self._stopped = True
         self.wall_s = time.perf_counter() - self._start_time
         try:
-            if self.config.mode != "inline":
+            if self.config.mode != "inline" and not _killed(self._processes):
                 if not self.done:
                     self._rendezvous.stop()
                 deadline = time.monotonic() + timeout
