@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="learning issues to switch on (see the Fixes dataclass)")
     run.add_argument("--out", type=Path, help="write DIR/result.json")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    check = sub.add_parser("check", help="an issue's mechanism experiment, fix on and off")
+    check.add_argument("name", help="a learning issue (python -m mplearn issues)")
     issues = sub.add_parser("issues", help="the learning-issue catalogue")
     issues.add_argument("--json", action="store_true", help="machine-readable")
     return ap
@@ -92,10 +94,22 @@ def cmd_issues(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from mplearn.mechanisms import CHECKS, run_check
+
+    if args.name not in CHECKS:
+        raise UsageError(f"name: no mechanism check for {args.name!r}; "
+                         f"available: {', '.join(sorted(CHECKS))}")
+    result = run_check(args.name)
+    print(result)
+    return 0 if result.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "issues": cmd_issues}[args.command](args)
+        commands = {"run": cmd_run, "issues": cmd_issues, "check": cmd_check}
+        return commands[args.command](args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -117,7 +117,8 @@ class IQNNetwork(nn.Module):
         return torch.cos(taus.unsqueeze(-1) * self.pi_i)
 
     def forward(self, obs: Tensor, taus: Tensor) -> Tensor:
-        x = obs.reshape(obs.shape[0], -1).to(self.pi_i.dtype)  # [B, obs_dim]
+        # No cast here: a batch of the wrong dtype or device must fail loudly (see FIX sites).
+        x = obs.reshape(obs.shape[0], -1)  # [B, obs_dim]
         psi = self.psi(x)  # [B, H]
         phi = self.phi(self.cosine_embedding(taus))  # [B, N, H]
         h = psi.unsqueeze(1) * phi  # [B, N, H], Hadamard product (paper Sec. 3.1)

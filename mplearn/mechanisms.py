@@ -1,0 +1,274 @@
+"""Mechanism checks: for an issue, a tiny, fast, deterministic experiment that shows the
+mechanism itself, run with the fix on and with it off.
+
+``run_check(name)`` returns a ``CheckResult``; ``python -m mplearn check NAME`` prints it and
+exits 0 only when the mechanism shows with the fix off and not with it on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mplearn.channels import AgentChannel
+from mplearn.config import Config
+from mplearn.envs import env_spec
+from mplearn.fixes import Fixes
+from mplearn.replay import Batch, ReplayBuffer
+
+# Small and fast: CartPole shapes, a few updates, cpu.
+BASE = Config(device="cpu", batch_size=16, buffer_size=256, learning_starts=16,
+              total_env_steps=400, log_interval=10_000, seed=0)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    measure: str  # what the numbers are
+    fixed: float  # the measure with the fix on
+    broken: float  # ... and off
+    shows_fixed: bool  # the mechanism shows with the fix on (it must not)
+    shows_broken: bool  # ... with it off (it must)
+
+    @property
+    def passed(self) -> bool:
+        return self.shows_broken and not self.shows_fixed
+
+    def __str__(self) -> str:
+        return (f"{self.name}: {self.measure}\n  fix on : {self.fixed:.6g}  "
+                f"(mechanism shows: {self.shows_fixed})\n  fix off: {self.broken:.6g}  "
+                f"(mechanism shows: {self.shows_broken})\n  "
+                f"{'PASS' if self.passed else 'FAIL'}")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+@contextmanager
+def _learner(config: Config, rows: int = 64):
+    """A Learner in this process, its replay filled with random CartPole-shaped rows."""
+    from mplearn.learner import Learner
+    from mplearn.weights import create_shared_model
+
+    ctx = mp.get_context("spawn")
+    spec = env_spec(config.env_id)
+    rng = np.random.default_rng(0)
+    buffer = ReplayBuffer(config.buffer_size, spec.obs_shape, ctx, config.fixes)
+    for _ in range(rows):
+        obs = rng.normal(size=spec.obs_shape)
+        buffer.add(obs, int(rng.integers(spec.n_actions)), float(rng.normal()),
+                   rng.normal(size=spec.obs_shape), False, False, 0, 1.0)
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        model = create_shared_model(config, spec=spec)
+    channel = AgentChannel(0, model, buffer, epsilon=ctx.Value("d", config.epsilon_start),
+                           env_steps=ctx.Value("q", rows), updates=ctx.Value("q", 0))
+    try:
+        yield Learner(config, spec, channel, seed=config.seed)
+    finally:
+        buffer.close()
+        buffer.unlink()
+
+
+def _max_abs_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    return max((x.detach().cpu() - y.detach().cpu()).abs().max().item()
+               for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def _both(name: str, measure: str, experiment: Callable[[Fixes], float],
+          shows: Callable[[float], bool]) -> CheckResult:
+    fixed = experiment(Fixes())
+    broken = experiment(Fixes().without(name))
+    return CheckResult(name, measure, fixed, broken, shows(fixed), shows(broken))
+
+
+# --- the checks --------------------------------------------------------------------------------
+
+def check_optimizer_binding() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        config = BASE.replace(learner_path="copy", fixes=fixes)
+        with _learner(config) as learner:
+            before = {k: v.clone() for k, v in learner.model.qnetwork_local.state_dict().items()}
+            for _ in range(10):
+                learner.update()
+            after = learner.model.qnetwork_local.state_dict()
+            return max((after[k] - before[k]).abs().max().item() for k in before)
+
+    return _both("optimizer_binding", "max |change| of the trainer's weights over 10 updates",
+                 experiment, lambda change: change == 0.0)
+
+
+def check_target_sync() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        config = BASE.replace(learner_path="copy", target_update_period=5, publish_interval=10,
+                              fixes=fixes)
+        with _learner(config) as learner:
+            for _ in range(10):  # two target updates, then a publish
+                learner.update()
+            return _max_abs_diff(learner.channel.model.qnetwork_target,
+                                 learner.model.qnetwork_target)
+
+    return _both("target_sync", "max |shared target - trainer target| after a publish",
+                 experiment, lambda distance: distance > 0.0)
+
+
+def check_train_mode() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        config = BASE.replace(noisy=True, fixes=fixes)
+        with _learner(config) as learner:
+            learner.update()
+            sigmas = [layer.weight_sigma for layer in learner.model.qnetwork_local.noisy_layers()]
+            return sum(0.0 if s.grad is None else s.grad.norm().item() for s in sigmas)
+
+    return _both("train_mode", "gradient norm of the NoisyLinear sigma parameters",
+                 experiment, lambda norm: norm == 0.0)
+
+
+def check_grad_clip() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        config = BASE.replace(max_grad_norm=0.1, fixes=fixes)
+        with _learner(config) as learner:
+            learner.update()
+            grads = [p.grad for p in learner.model.qnetwork_local.parameters()
+                     if p.grad is not None]
+            return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
+
+    return _both("grad_clip", "norm of the gradient the optimizer stepped with (limit 0.1)",
+                 experiment, lambda norm: norm > 0.1 * (1 + 1e-4))
+
+
+def check_batch_to_device() -> CheckResult:
+    """A batch from float64 arrays (what a replay that keeps numpy's default dtype gives)."""
+
+    def experiment(fixes: Fixes) -> float:
+        with _learner(BASE.replace(fixes=fixes)) as learner:
+            b = learner.channel.buffer.sample(16, np.random.default_rng(0))
+            batch = Batch(**{**b.__dict__, "obs": b.obs.astype(np.float64),
+                             "next_obs": b.next_obs.astype(np.float64)})
+            try:
+                learner.train_step(batch)
+            except RuntimeError:  # "mat1 and mat2 must have the same dtype"
+                return 1.0
+            return 0.0
+
+    return _both("batch_to_device", "train_step raised on a float64 batch (1 = yes)",
+                 experiment, lambda raised: raised == 1.0)
+
+
+def check_step_counter() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        config = BASE.replace(learner_path="copy", publish_interval=10, fixes=fixes)
+        with _learner(config) as learner:
+            for _ in range(20):
+                learner.update()
+            return float(learner.publisher.publishes)
+
+    return _both("step_counter", "publishes in 20 updates (schedule: every 10)", experiment,
+                 lambda publishes: publishes != 2)
+
+
+def check_single_target_update() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        config = BASE.replace(target_update_period=10, fixes=fixes)
+        with _learner(config) as learner:
+            for _ in range(20):
+                learner.update()
+            return float(learner.target_updates)
+
+    return _both("single_target_update", "target updates in 20 updates (schedule: every 10)",
+                 experiment, lambda n: n != 2)
+
+
+def check_initial_state() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        from mplearn.actor import Actor
+
+        config = BASE.replace(fixes=fixes)
+        with _learner(config) as learner:
+            actor = Actor(config, env_spec(config.env_id), [learner.channel], seeds=[1])
+            try:
+                actor.first_pull()
+                return _max_abs_diff(actor.nets[0], learner.channel.model.qnetwork_local)
+            finally:
+                actor.close()
+
+    return _both("initial_state", "max |actor's weights - shared weights| at the first step",
+                 experiment, lambda distance: distance > 0.0)
+
+
+def check_worker_seeding() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        from mplearn.system import System
+
+        # Two agents acting at random (epsilon ~1): compare their actions, row by row.
+        config = BASE.replace(mode="inline", n_agents=2, total_env_steps=160,
+                              learning_starts=150, fixes=fixes)
+        system = System(config).start()
+        try:
+            while not system.done:
+                system.poll()
+            a, b = (buf.sample(100, np.random.default_rng(0)).actions for buf in system.buffers)
+        finally:
+            system.stop()
+        return float(np.mean(a == b))
+
+    return _both("worker_seeding", "fraction of equal actions of two agents (100 rows)",
+                 experiment, lambda same: same > 0.9)
+
+
+def check_shared_epsilon() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        from mplearn.system import train
+
+        # 200 updates decay the learner's epsilon from 1.0 to 0.01; what does the actor see?
+        config = BASE.replace(mode="lockstep", total_env_steps=300, learning_starts=100,
+                              epsilon_decay_updates=50, fixes=fixes)
+        return train(config).actor[0][-1]["epsilon"]
+
+    return _both("shared_epsilon", "epsilon the actor process read at the end (learner: 0.01)",
+                 experiment, lambda epsilon: epsilon == BASE.epsilon_start)
+
+
+def check_replay_by_name() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        from mplearn.replay import _write_rows_main
+
+        ctx = mp.get_context("spawn")
+        buffer = ReplayBuffer(64, (4,), ctx, fixes)
+        try:
+            child = ctx.Process(target=_write_rows_main, args=(buffer, 50, 0))
+            child.start()
+            child.join()
+            # The child wrote rows 0..49 with observations i (and a shared counter of 50).
+            return float(np.abs(buffer.sample(32, np.random.default_rng(0)).obs).max())
+        finally:
+            buffer.close()
+            buffer.unlink()
+
+    return _both("replay_by_name", "max |obs| the parent samples after a spawned child wrote "
+                 "rows 0..49", experiment, lambda largest: largest == 0.0)
+
+
+CHECKS: dict[str, Callable[[], CheckResult]] = {
+    "optimizer_binding": check_optimizer_binding,
+    "target_sync": check_target_sync,
+    "train_mode": check_train_mode,
+    "grad_clip": check_grad_clip,
+    "batch_to_device": check_batch_to_device,
+    "step_counter": check_step_counter,
+    "single_target_update": check_single_target_update,
+    "initial_state": check_initial_state,
+    "worker_seeding": check_worker_seeding,
+    "shared_epsilon": check_shared_epsilon,
+    "replay_by_name": check_replay_by_name,
+}
+
+
+def run_check(name: str) -> CheckResult:
+    if name not in CHECKS:
+        raise ValueError(f"check: no mechanism check for {name!r}; available: {sorted(CHECKS)}")
+    return CHECKS[name]()
