@@ -253,6 +253,44 @@ def check_replay_by_name() -> CheckResult:
                  "rows 0..49", experiment, lambda largest: largest == 0.0)
 
 
+def check_throttle() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        from mplearn.system import train
+
+        # Lockstep rounds of 10 env steps at a ratio of 0.05 allow one update every other
+        # round; an unthrottled learner does one in every round.
+        config = BASE.replace(mode="lockstep", total_env_steps=1000, learning_starts=100,
+                              updates_per_step=0.05, fixes=fixes)
+        return train(config).updates[0] / config.updates_owed(config.total_env_steps)
+
+    return _both("throttle", "updates done / updates the ratio allows (ratio 0.05)",
+                 experiment, lambda ratio: ratio > 1.0)
+
+
+def _thread_count_main(*, records) -> None:
+    records.put(("threads", torch.get_num_threads()))
+
+
+def check_single_thread() -> CheckResult:
+    """Needs a machine with more than one core: there torch's default is one thread per core."""
+
+    def experiment(fixes: Fixes) -> float:
+        from mplearn.workers import worker_main
+
+        ctx = mp.get_context("spawn")
+        records = ctx.Queue()
+        probe = ctx.Process(target=worker_main,
+                            args=("probe", records, fixes, _thread_count_main))
+        probe.start()
+        kind, threads = records.get(timeout=60)
+        records.get(timeout=60)  # the worker's "done"
+        probe.join()
+        return float(threads)
+
+    return _both("single_thread", "torch threads in a worker process", experiment,
+                 lambda threads: threads > 1)
+
+
 CHECKS: dict[str, Callable[[], CheckResult]] = {
     "optimizer_binding": check_optimizer_binding,
     "target_sync": check_target_sync,
@@ -265,6 +303,8 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "worker_seeding": check_worker_seeding,
     "shared_epsilon": check_shared_epsilon,
     "replay_by_name": check_replay_by_name,
+    "throttle": check_throttle,
+    "single_thread": check_single_thread,
 }
 
 
