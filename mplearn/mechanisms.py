@@ -8,6 +8,7 @@ exits 0 only when the mechanism shows with the fix off and not with it on.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -291,6 +292,49 @@ def check_single_thread() -> CheckResult:
                  lambda threads: threads > 1)
 
 
+class _TimeLimitEnvs:
+    """The actor's environment interface, minimal: constant observation and reward 1, never
+    terminated, truncated by a time limit every ``limit`` steps."""
+
+    def __init__(self, spec, limit: int):
+        from mplearn.envs import StepResult
+
+        self.n_agents, self.spec, self.limit, self._t = 1, spec, limit, 0
+        self._obs = np.zeros(spec.obs_shape, dtype=np.float32)
+        self._result = StepResult
+
+    def observe(self, agent_id: int) -> np.ndarray:
+        return self._obs
+
+    def step(self, agent_id: int, action: int):
+        self._t += 1
+        end = self._t % self.limit == 0
+        return self._result(self._obs, self._obs, 1.0, False, end,
+                            float(self.limit) if end else None, self.limit if end else None)
+
+    def close(self) -> None:
+        pass
+
+
+def check_truncation_bootstrap() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        from mplearn.actor import Actor
+
+        config = BASE.replace(n_step=1, fixes=fixes)
+        with _learner(config, rows=0) as learner:
+            actor = Actor(config, env_spec(config.env_id), [learner.channel], seeds=[1])
+            actor.envs.close()
+            actor.envs = _TimeLimitEnvs(actor.envs.spec, limit=5)
+            actor.first_pull()
+            for _ in range(20):  # four episodes, each ended by the time limit
+                actor.step(queue.SimpleQueue())
+            batch = learner.channel.buffer.sample(64, np.random.default_rng(0))
+            return float(batch.terminated[batch.truncated].mean())
+
+    return _both("truncation_bootstrap", "fraction of time-limit rows stored as terminal "
+                 "(no bootstrap)", experiment, lambda fraction: fraction > 0.0)
+
+
 CHECKS: dict[str, Callable[[], CheckResult]] = {
     "optimizer_binding": check_optimizer_binding,
     "target_sync": check_target_sync,
@@ -305,6 +349,7 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "replay_by_name": check_replay_by_name,
     "throttle": check_throttle,
     "single_thread": check_single_thread,
+    "truncation_bootstrap": check_truncation_bootstrap,
 }
 
 
