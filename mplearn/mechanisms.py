@@ -16,11 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mplearn.actor import Actor
 from mplearn.channels import AgentChannel
 from mplearn.config import Config
-from mplearn.envs import env_spec
+from mplearn.envs import StepResult, env_spec
 from mplearn.fixes import Fixes
-from mplearn.replay import Batch, ReplayBuffer
+from mplearn.learner import Learner
+from mplearn.replay import Batch, ReplayBuffer, _write_rows_main
+from mplearn.system import System, train
+from mplearn.weights import create_shared_model
+from mplearn.workers import worker_main
 
 # Small and fast: CartPole shapes, a few updates, cpu.
 BASE = Config(device="cpu", batch_size=16, buffer_size=256, learning_starts=16,
@@ -52,9 +57,6 @@ class CheckResult:
 @contextmanager
 def _learner(config: Config, rows: int = 64):
     """A Learner in this process, its replay filled with random CartPole-shaped rows."""
-    from mplearn.learner import Learner
-    from mplearn.weights import create_shared_model
-
     ctx = mp.get_context("spawn")
     spec = env_spec(config.env_id)
     rng = np.random.default_rng(0)
@@ -186,8 +188,6 @@ def check_single_target_update() -> CheckResult:
 
 def check_initial_state() -> CheckResult:
     def experiment(fixes: Fixes) -> float:
-        from mplearn.actor import Actor
-
         config = BASE.replace(fixes=fixes)
         with _learner(config) as learner:
             actor = Actor(config, env_spec(config.env_id), [learner.channel], seeds=[1])
@@ -203,8 +203,6 @@ def check_initial_state() -> CheckResult:
 
 def check_worker_seeding() -> CheckResult:
     def experiment(fixes: Fixes) -> float:
-        from mplearn.system import System
-
         # Two agents acting at random (epsilon ~1): compare their actions, row by row.
         config = BASE.replace(mode="inline", n_agents=2, total_env_steps=160,
                               learning_starts=150, fixes=fixes)
@@ -223,8 +221,6 @@ def check_worker_seeding() -> CheckResult:
 
 def check_shared_epsilon() -> CheckResult:
     def experiment(fixes: Fixes) -> float:
-        from mplearn.system import train
-
         # 200 updates decay the learner's epsilon from 1.0 to 0.01; what does the actor see?
         config = BASE.replace(mode="lockstep", total_env_steps=300, learning_starts=100,
                               epsilon_decay_updates=50, fixes=fixes)
@@ -236,8 +232,6 @@ def check_shared_epsilon() -> CheckResult:
 
 def check_replay_by_name() -> CheckResult:
     def experiment(fixes: Fixes) -> float:
-        from mplearn.replay import _write_rows_main
-
         ctx = mp.get_context("spawn")
         buffer = ReplayBuffer(64, (4,), ctx, fixes)
         try:
@@ -256,8 +250,6 @@ def check_replay_by_name() -> CheckResult:
 
 def check_throttle() -> CheckResult:
     def experiment(fixes: Fixes) -> float:
-        from mplearn.system import train
-
         # Lockstep rounds of 10 env steps at a ratio of 0.05 allow one update every other
         # round; an unthrottled learner does one in every round.
         config = BASE.replace(mode="lockstep", total_env_steps=1000, learning_starts=100,
@@ -276,8 +268,6 @@ def check_single_thread() -> CheckResult:
     """Needs a machine with more than one core: there torch's default is one thread per core."""
 
     def experiment(fixes: Fixes) -> float:
-        from mplearn.workers import worker_main
-
         ctx = mp.get_context("spawn")
         records = ctx.Queue()
         probe = ctx.Process(target=worker_main,
@@ -297,11 +287,8 @@ class _TimeLimitEnvs:
     terminated, truncated by a time limit every ``limit`` steps."""
 
     def __init__(self, spec, limit: int):
-        from mplearn.envs import StepResult
-
         self.n_agents, self.spec, self.limit, self._t = 1, spec, limit, 0
         self._obs = np.zeros(spec.obs_shape, dtype=np.float32)
-        self._result = StepResult
 
     def observe(self, agent_id: int) -> np.ndarray:
         return self._obs
@@ -309,7 +296,7 @@ class _TimeLimitEnvs:
     def step(self, agent_id: int, action: int):
         self._t += 1
         end = self._t % self.limit == 0
-        return self._result(self._obs, self._obs, 1.0, False, end,
+        return StepResult(self._obs, self._obs, 1.0, False, end,
                             float(self.limit) if end else None, self.limit if end else None)
 
     def close(self) -> None:
@@ -318,8 +305,6 @@ class _TimeLimitEnvs:
 
 def check_truncation_bootstrap() -> CheckResult:
     def experiment(fixes: Fixes) -> float:
-        from mplearn.actor import Actor
-
         config = BASE.replace(n_step=1, fixes=fixes)
         with _learner(config, rows=0) as learner:
             actor = Actor(config, env_spec(config.env_id), [learner.channel], seeds=[1])
