@@ -17,15 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(__file__))
-from solve import solve  # noqa: E402
-
-from mplearn import Config  # noqa: E402
-
-
-def run(name: str, overrides: dict, seed: int, steps: int) -> dict:
-    config = Config(mode="inline", total_env_steps=steps, seed=seed, device="cpu", **overrides)
-    return {**solve(config, 475.0), "name": name}
+from mplearn import Config
+from mplearn.bench.solve import pool_worker_init, solve
 
 
 def main() -> None:
@@ -38,16 +31,20 @@ def main() -> None:
     ap.add_argument("--out", default="tune.jsonl")
     args = ap.parse_args()
     grid = json.loads(Path(args.grid).read_text())
+    # Every config is checked before any process starts.
+    configs = {(name, s): Config(mode="inline", total_env_steps=args.steps, seed=s,
+                                 device="cpu", **o)
+               for name, o in grid.items() for s in args.seeds}
     deadline = time.time() + args.budget_s
     with open(args.out, "w") as out, \
-            ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run, name, o, s, args.steps): (name, s)
-                   for name, o in grid.items() for s in args.seeds}
+            ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
+                                initializer=pool_worker_init) as pool:
+        futures = {pool.submit(solve, config, 475.0): key for key, config in configs.items()}
         pending = set(futures)
         while pending and time.time() < deadline:
             done, pending = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
             for f in done:
-                out.write(json.dumps(f.result()) + "\n")
+                out.write(json.dumps({**f.result(), "name": futures[f][0]}) + "\n")
                 out.flush()
         for f in pending:
             print("unfinished", futures[f], file=sys.stderr)

@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("name", help="a learning issue (python -m mplearn issues)")
     issues = sub.add_parser("issues", help="the learning-issue catalogue")
     issues.add_argument("--json", action="store_true", help="machine-readable")
+    bench = sub.add_parser("bench", help="run a benchmark and print one JSON object")
+    bench.add_argument("name", help="throughput|solve|publish|gpu|notebooks")
+    bench.add_argument("options", nargs=argparse.REMAINDER,
+                       help="the benchmark's own options (bench NAME --help)")
     return ap
 
 
@@ -105,10 +109,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from mplearn.bench import build
+
+    try:
+        job = build(args.name, args.options)  # checks every option before anything runs
+    except ValueError as e:  # an unknown name, a bad option value or config field
+        raise UsageError(str(e)) from None
+    print(json.dumps(job()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"run": cmd_run, "issues": cmd_issues, "check": cmd_check}
+        commands = {"run": cmd_run, "issues": cmd_issues, "check": cmd_check,
+                    "bench": cmd_bench}
         return commands[args.command](args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mplearn import Config, train
+from mplearn import Config, Fixes, WorkerError, train
+from mplearn.bench import build
 from mplearn.envs import env_spec
 from mplearn.weights import WeightPublisher, create_shared_model, make_train_copy
 
@@ -53,3 +54,24 @@ def test_lockstep_on_cuda_is_reproducible():
     b = train(Config(mode="lockstep", seed=3, **SMALL))
     assert [e["ret"] for e in a.episodes[0]] == [e["ret"] for e in b.episodes[0]]
     assert [r["loss"] for r in a.learner[0]] == [r["loss"] for r in b.learner[0]]
+
+
+def test_device_mismatch_on_cuda_kills_the_learner_and_surfaces_in_the_parent():
+    # The batch stays on the CPU (torch.from_numpy) while the train copy is on the GPU.
+    config = Config(mode="async", fixes=Fixes().without("batch_to_device"), **SMALL)
+    with pytest.raises(WorkerError, match="same device") as caught:
+        train(config)
+    assert caught.value.worker == "learner-0"
+    assert "Traceback" in str(caught.value)  # the child's own traceback reaches the parent
+
+
+def test_gpu_benchmark_in_a_tiny_configuration():
+    out = build("gpu", ["--batches", "32", "--quantiles", "8", "8", "8", "--min-seconds", "0.05",
+                        "--e2e-steps", "0"])()
+    rates = out["learner"]
+    assert {(r["device"], r["path"]) for r in rates} >= {("cuda", "copy"), ("cpu", "in_place")}
+    assert all(r["updates_per_s"] > 0 for r in rates)
+    for p in out["publish"]:
+        assert p["publish_us"] > 0 and p["flat_d2h_same_bytes"]["pinned"]["gb_per_s"] > 0
+    assert out["d2h_bandwidth"]["pageable"]["gb_per_s"] > 0
+    assert out["device_mismatch"]["surfaced"] and out["device_mismatch"]["worker"] == "learner-0"

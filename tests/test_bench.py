@@ -1,0 +1,132 @@
+"""Benchmarks in tiny configurations: the documented keys, with sane values. No timing
+assertions: only that rates are positive and ratios finite."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from mplearn import Config
+from mplearn.__main__ import main
+from mplearn.bench import BENCHMARKS, build, gpu, notebooks, publish, throughput
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_throughput_compares_inline_and_async_at_the_same_update_to_data_ratio():
+    # A small lag bound keeps even this short async run in its steady state.
+    out = throughput.run([1], 800, {"learning_starts": 100, "device": "cpu",
+                                    "max_update_lag": 20})
+    r = out["agents"]["1"]
+    for key in ("speedup", "ideal_speedup", "ratio_to_ideal", "speedup_whole_run"):
+        assert positive(r[key]), key
+    assert 1.0 <= r["ideal_speedup"] <= 2.0  # (a + b) / max(a, b)
+    assert r["ratio_to_ideal"] == pytest.approx(r["speedup"] / r["ideal_speedup"])
+    for mode in ("inline", "async"):
+        for key in ("env_steps_per_s", "updates_per_s", "wall_s"):
+            assert positive(r[mode][key]), (mode, key)
+        assert r[mode]["updates_per_env_step"] == pytest.approx(1.0, abs=0.1), mode
+    assert positive(r["inline"]["act_ms_per_step"]) and positive(r["inline"]["learn_ms_per_step"])
+    assert r["vs_origin"] == pytest.approx([r["speedup"] * 1.4, r["speedup"] * 1.7])
+    assert out["machine"]["cpus"] >= 1
+
+
+def test_solve_reports_steps_and_wall_seconds_per_seed_and_their_median():
+    # A target that a few hundred updates reach, and one no CartPole-v1 episode can (max 500).
+    out = build("solve", ["--seeds", "0", "--mode", "inline", "--steps", "3000", "--target",
+                          "30", "--set", "learning_starts=100"])()
+    assert out["solved"] == "1/1"
+    run = out["runs"][0]
+    assert run["solved"] and 0 < run["env_steps"] <= 3000 and positive(run["wall_s"])
+    assert out["median_env_steps"] == run["env_steps"] and out["median_wall_s"] == run["wall_s"]
+    assert run["best_last20"] >= 30
+    out = build("solve", ["--seeds", "0", "--mode", "inline", "--steps", "600", "--target",
+                          "501", "--set", "learning_starts=100"])()
+    assert out["solved"] == "0/1" and out["median_env_steps"] is None
+    assert out["runs"][0]["env_steps"] is None
+
+
+def test_publish_and_sync_costs_with_memcpy_baselines():
+    out = publish.run([16, 32], min_seconds=0.05)
+    small, large = out["sizes"]
+    for size in (small, large):
+        for op, tensors in (("publish", 16), ("sync", 8)):  # both networks; the online one
+            r = size[op]
+            assert r["tensors"] == tensors
+            assert positive(r["ms"]) and positive(r["mb_per_s"]) and positive(r["bytes"])
+            for base in ("torch_per_tensor", "torch_flat", "numpy_flat"):
+                assert positive(r["memcpy"][base]["ms"]), base
+        assert size["sync"]["bytes"] * 2 == size["publish"]["bytes"]
+        assert positive(size["seqlock_bracket_us"]) and positive(size["trainer_state_dict_us"])
+    assert large["publish"]["bytes"] > small["publish"]["bytes"]
+
+
+def test_learner_rate_times_the_real_learner_update_on_the_cpu():
+    r = gpu.learner_rate(Config(device="cpu", batch_size=16, num_tau_samples=4), threads=1,
+                         min_seconds=0.05, replay_rows=100)
+    assert (r["device"], r["threads"], r["path"], r["batch_size"], r["N"]) == (
+        "cpu", 1, "in_place", 16, 4)
+    assert positive(r["updates_per_s"])
+    assert r["ms_per_update"] == pytest.approx(1e3 / r["updates_per_s"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+def test_gpu_benchmark_without_cuda_is_a_one_line_error(capsys):
+    assert main(["bench", "gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: device:") and "\n" not in err
+
+
+def _notebook(path: Path, source: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+
+
+def test_notebooks_benchmark_times_each_notebook_and_reports_failures(tmp_path):
+    assert notebooks.run(tmp_path)["notebooks"] == []  # none yet: an empty list
+    _notebook(tmp_path / "a_ok.ipynb", "x = 1 + 1\nx")
+    _notebook(tmp_path / "b_fails.ipynb", "raise ValueError('broken')")
+    out = notebooks.run(tmp_path)
+    assert [r["notebook"] for r in out["notebooks"]] == ["a_ok.ipynb", "b_fails.ipynb"]
+    assert [r["passed"] for r in out["notebooks"]] == [True, False]
+    assert all(positive(r["wall_s"]) for r in out["notebooks"])
+    assert out["passed"] == "1/2"
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["bench", "nope"], "name: no benchmark 'nope'"),
+    (["bench", "throughput", "--agents", "0"], "n_agents"),
+    (["bench", "throughput", "--set", "no_such_field=1"], "no_such_field"),
+    (["bench", "publish", "--min-seconds", "0"], "min_seconds"),
+    (["bench", "notebooks", "--dir", "/no/such/dir"], "dir"),
+])
+def test_bench_cli_bad_input_is_one_line_and_exit_2(argv, names, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("error: ") and names in err and "\n" not in err
+    assert captured.out == ""
+
+
+def test_every_benchmark_has_a_script_that_prints_one_json_object(subprocess_env):
+    assert {p.stem for p in (REPO / "benchmarks").glob("*.py")} >= set(BENCHMARKS)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/publish.py", "--hidden", "16", "--min-seconds", "0.02"],
+        cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["benchmark"] == "publish"
