@@ -73,7 +73,9 @@ class Learner:
         self._epsilon_steps = 0  # decay steps taken
         self.target_updates = 0
         self._fault_at = config.fault_at("learner")
-        self._totals = np.zeros(4)  # loss, grad norm, mean Q, clipped: sums since last record
+        # loss, grad norm, mean Q, clipped, train mode, mean |obs|: sums since the last record
+        self._totals = np.zeros(6)
+        self._applied_norm_max = 0.0  # the largest gradient norm stepped with since then
         self._recorded_at = 0
 
     # --- one update --------------------------------------------------------------------------
@@ -140,6 +142,7 @@ class Learner:
                 if not self.fixes.single_target_update:  # the learner loop updates it again
                     update_target(model.qnetwork_target, model.qnetwork_local, c.tau)
                     self.target_updates += 1
+        self._applied_norm_max = max(self._applied_norm_max, _grad_norm(model.qnetwork_local))
         return loss.item(), grad_norm.item(), mean_q.item()
 
     def update(self) -> None:
@@ -147,8 +150,11 @@ class Learner:
         c, ch = self.config, self.channel
         if self.updates == self._fault_at:
             raise InjectedFault(f"learner-{ch.agent_id}: injected fault at update {self.updates}")
-        loss, grad_norm, mean_q = self.train_step(ch.buffer.sample(c.batch_size, self.rng))
-        self._totals += (loss, grad_norm, mean_q, grad_norm > c.max_grad_norm)
+        batch = ch.buffer.sample(c.batch_size, self.rng)
+        loss, grad_norm, mean_q = self.train_step(batch)
+        # What the monitor watches: observed state, whatever the switches say.
+        self._totals += (loss, grad_norm, mean_q, grad_norm > c.max_grad_norm,
+                         self.model.qnetwork_local.training, np.abs(batch.obs).mean())
         # FIX(step_counter): the schedule counter advances with every update.
         if self.fixes.step_counter:
             self.training_step += 1
@@ -202,15 +208,23 @@ class Learner:
         pending = self.updates - self._recorded_at
         if pending == 0 or (pending < self.config.log_interval and not force):
             return
-        loss, grad_norm, mean_q, clipped = self._totals / pending
+        loss, grad_norm, mean_q, clipped, train_mode, batch_abs_obs = self._totals / pending
         self._totals[:] = 0
+        applied, self._applied_norm_max = self._applied_norm_max, 0.0
         self._recorded_at = self.updates
         records.put((LEARNER, self.channel.agent_id, dict(
             update=self.updates, env_step=int(self.channel.env_steps.value), time=time.time(),
             loss=loss, grad_norm=grad_norm, mean_q=mean_q, clip_fraction=clipped,
             epsilon=self.epsilon, publishes=self.publisher.publishes,
-            target_updates=self.target_updates,
+            target_updates=self.target_updates, grad_norm_applied_max=applied,
+            train_mode=train_mode, batch_abs_obs=batch_abs_obs, threads=torch.get_num_threads(),
         )))
+
+
+def _grad_norm(net: nn.Module) -> float:
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item() if grads \
+        else 0.0
 
 
 def learner_main(config: Config, spec: EnvSpec, channel: AgentChannel, seed: int,

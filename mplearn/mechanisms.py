@@ -24,7 +24,13 @@ from mplearn.fixes import Fixes
 from mplearn.learner import Learner
 from mplearn.replay import Batch, ReplayBuffer, _write_rows_main
 from mplearn.system import System, train
-from mplearn.weights import create_shared_model
+from mplearn.weights import (
+    IQNAgent,
+    WeightPublisher,
+    WeightSubscriber,
+    build_network,
+    create_shared_model,
+)
 from mplearn.workers import worker_main
 
 # Small and fast: CartPole shapes, a few updates, cpu.
@@ -320,6 +326,104 @@ def check_truncation_bootstrap() -> CheckResult:
                  "(no bootstrap)", experiment, lambda fraction: fraction > 0.0)
 
 
+# --- races between processes: a writer in a child, a reader here, both free-running ------------
+
+def _publish_versions_main(shared, trainer, stop, fixes: Fixes, *, records) -> None:
+    """Publish versions 1, 2, ... until ``stop``: each with every tensor of the trainer equal
+    to its version."""
+    publisher = WeightPublisher(shared, fixes)
+    tensors = list(trainer.state_dict().values())
+    version = 0
+    with torch.no_grad():
+        while not stop.is_set():
+            version += 1
+            for t in tensors:
+                t.fill_(version)
+            publisher.publish(trainer, version)
+
+
+def check_versioned_publish() -> CheckResult:
+    reads = 300
+
+    def experiment(fixes: Fixes) -> float:
+        # A wide network makes each publish long enough to be caught in the middle.
+        config = BASE.replace(hidden_dim=256, fixes=fixes)
+        spec = env_spec(config.env_id)
+        shared = create_shared_model(config, spec=spec)
+        local = build_network(spec, config)
+        subscriber = WeightSubscriber(shared, local, fixes)
+        ctx = mp.get_context("spawn")
+        records, stop = ctx.Queue(), ctx.Event()
+        writer = ctx.Process(target=worker_main, args=(
+            "publisher", records, fixes, _publish_versions_main, shared, IQNAgent(spec, config),
+            stop, fixes))
+        writer.start()
+        torn = done = 0
+        try:
+            while done < reads:
+                if not writer.is_alive():
+                    raise RuntimeError(f"the publisher died: {records.get(timeout=5)}")
+                subscriber.sync(force=True)
+                if subscriber.version < 1:
+                    continue  # the initial random weights: nothing published yet
+                # Checksum: a consistent copy holds one version in every element.
+                values = torch.cat([t.flatten() for t in local.state_dict().values()])
+                torn += int(values.min() != values.max())
+                done += 1
+        finally:
+            stop.set()
+            writer.join(timeout=30)
+            if writer.is_alive():
+                writer.kill()
+                writer.join()
+        return torn / reads
+
+    return _both("versioned_publish", f"fraction of {reads} actor syncs, during concurrent "
+                 "publishes, that copied a mix of two versions (checksum)", experiment,
+                 lambda torn: torn > 0.0)
+
+
+def _append_rows_main(buffer: ReplayBuffer, n_rows: int, *, records) -> None:
+    """Append rows 0..n_rows-1; row i carries steps = i + 1, written last."""
+    obs = np.zeros(buffer.obs_shape, dtype=np.float32)
+    try:
+        for i in range(n_rows):
+            buffer.add(obs, 0, 0.0, obs, False, False, 0, 1.0, steps=i + 1)
+    finally:
+        buffer.close()
+
+
+def check_write_before_publish() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        ctx = mp.get_context("spawn")
+        n = 20_000
+        buffer = ReplayBuffer(n, (4,), ctx, fixes)
+        records = ctx.Queue()
+        writer = ctx.Process(target=worker_main, args=(
+            "writer", records, fixes, _append_rows_main, buffer, n))
+        writer.start()
+        try:
+            steps = buffer._views()["steps"]
+            unwritten = reads = 0
+            while (count := buffer.count) < n:
+                # The newest row the counter admits: is it written yet?
+                if count > 0:
+                    unwritten += int(steps[count - 1] != count)
+                    reads += 1
+            writer.join(timeout=60)
+        finally:
+            if writer.is_alive():
+                writer.kill()
+            writer.join()
+            buffer.close()
+            buffer.unlink()
+        return unwritten / max(reads, 1)
+
+    return _both("write_before_publish", "fraction of reads of the newest counted row that "
+                 "found it unwritten, during 20,000 concurrent appends", experiment,
+                 lambda unwritten: unwritten > 0.0)
+
+
 CHECKS: dict[str, Callable[[], CheckResult]] = {
     "optimizer_binding": check_optimizer_binding,
     "target_sync": check_target_sync,
@@ -335,6 +439,8 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "throttle": check_throttle,
     "single_thread": check_single_thread,
     "truncation_bootstrap": check_truncation_bootstrap,
+    "versioned_publish": check_versioned_publish,
+    "write_before_publish": check_write_before_publish,
 }
 
 

@@ -18,10 +18,10 @@ _ALIGN = 64  # cache-line alignment, so no field starts mid-line or misaligned
 
 @dataclass(frozen=True)
 class Batch:
-    obs: np.ndarray  # [B, *obs_shape] float32
+    obs: np.ndarray  # [B, *obs_shape] float32 (or the configured replay_obs_dtype)
     actions: np.ndarray  # [B] int64
     rewards: np.ndarray  # [B] float32
-    next_obs: np.ndarray  # [B, *obs_shape] float32
+    next_obs: np.ndarray  # [B, *obs_shape] like obs
     terminated: np.ndarray  # [B] bool
     truncated: np.ndarray  # [B] bool
     versions: np.ndarray  # [B] int64, weight version the actor acted with
@@ -29,13 +29,14 @@ class Batch:
     steps: np.ndarray  # [B] int64, rewards summed in `rewards` (n-step); bootstrap with gamma^steps
 
 
-def _fields(obs_shape: tuple[int, ...]) -> list[tuple[str, np.dtype, tuple[int, ...]]]:
+def _fields(obs_shape: tuple[int, ...], obs_dtype: str = "float32"
+            ) -> list[tuple[str, np.dtype, tuple[int, ...]]]:
     """(name, dtype, per-row shape) of every stored field, in Batch order."""
     return [
-        ("obs", np.dtype(np.float32), obs_shape),
+        ("obs", np.dtype(obs_dtype), obs_shape),
         ("actions", np.dtype(np.int64), ()),
         ("rewards", np.dtype(np.float32), ()),
-        ("next_obs", np.dtype(np.float32), obs_shape),
+        ("next_obs", np.dtype(obs_dtype), obs_shape),
         ("terminated", np.dtype(np.bool_), ()),
         ("truncated", np.dtype(np.bool_), ()),
         ("versions", np.dtype(np.int64), ()),
@@ -44,10 +45,11 @@ def _fields(obs_shape: tuple[int, ...]) -> list[tuple[str, np.dtype, tuple[int, 
     ]
 
 
-def _layout(capacity: int, obs_shape: tuple[int, ...]) -> tuple[dict[str, int], int]:
+def _layout(capacity: int, obs_shape: tuple[int, ...], obs_dtype: str = "float32"
+            ) -> tuple[dict[str, int], int]:
     """Byte offset of each field inside the single segment, and the total size."""
     offsets, size = {}, 0
-    for name, dtype, shape in _fields(obs_shape):
+    for name, dtype, shape in _fields(obs_shape, obs_dtype):
         size = -(-size // _ALIGN) * _ALIGN
         offsets[name] = size
         size += capacity * math.prod(shape) * dtype.itemsize
@@ -73,30 +75,32 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], ctx=None,
-                 fixes: Fixes | None = None):
+                 fixes: Fixes | None = None, obs_dtype: str = "float32"):
         if capacity <= 0:
             raise ValueError(f"capacity must be > 0, got {capacity}")
         ctx = ctx if ctx is not None else mp.get_context("spawn")
         self._capacity = int(capacity)
         self._obs_shape = tuple(int(d) for d in obs_shape)
+        self._obs_dtype = str(np.dtype(obs_dtype))
         self._count = ctx.Value("q", 0, lock=False)  # total rows ever written
         self._fixes = fixes or Fixes()
-        _, size = _layout(self._capacity, self._obs_shape)
+        _, size = _layout(self._capacity, self._obs_shape, self._obs_dtype)
         self._attach(shared_memory.SharedMemory(create=True, size=size))
         self._owner = True
         self._finalizer = weakref.finalize(self, _unlink_segment, self._shm)
 
     def _attach(self, shm: shared_memory.SharedMemory) -> None:
-        offsets, _ = _layout(self._capacity, self._obs_shape)
+        offsets, _ = _layout(self._capacity, self._obs_shape, self._obs_dtype)
         self._shm = shm
         self._arrays = {
             name: np.ndarray((self._capacity, *shape), dtype, shm.buf, offsets[name])
-            for name, dtype, shape in _fields(self._obs_shape)
+            for name, dtype, shape in _fields(self._obs_shape, self._obs_dtype)
         }
 
     def __getstate__(self) -> dict:
         state = {"name": self._shm.name, "capacity": self._capacity,
-                 "obs_shape": self._obs_shape, "count": self._count, "fixes": self._fixes}
+                 "obs_shape": self._obs_shape, "obs_dtype": self._obs_dtype,
+                 "count": self._count, "fixes": self._fixes}
         # FIX(replay_by_name): pickle the segment's name, never the arrays: spawn would
         # pickle them by value and the child would write into a private copy.
         if not self._fixes.replay_by_name:
@@ -106,6 +110,7 @@ class ReplayBuffer:
     def __setstate__(self, state: dict) -> None:
         self._capacity = state["capacity"]
         self._obs_shape = state["obs_shape"]
+        self._obs_dtype = state["obs_dtype"]
         self._count = state["count"]
         self._fixes = state["fixes"]
         if "arrays" in state:  # pickled by value: a private copy that nobody else sees

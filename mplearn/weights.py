@@ -61,7 +61,7 @@ def create_shared_model(
     first ``step()``, and ``load_state_dict`` copies in place into the parameters the optimizer
     already holds (the stale-optimizer notebook measures this).
     """
-    model = IQNAgent(spec or env_spec(config.env_id), config)
+    model = IQNAgent(spec or env_spec(config.env_id, config.env_kwargs), config)
     if source_model is not None:
         model.load_state_dict(source_model.state_dict())
     model.share_memory()
@@ -132,6 +132,8 @@ class WeightSubscriber:
         self._seq = shared_model.weights_seq
         self._version = shared_model.weights_version
         self.version = -1  # the version of the local copy; -1: never pulled
+        self.copies = 0  # copies made from the shared model
+        self.checked = 0  # copies validated against the seqlock (the monitor watches this)
         self.retries = 0  # copies discarded because a write overlapped them
 
     def latest_version(self) -> int:
@@ -150,6 +152,7 @@ class WeightSubscriber:
             self.version = self._copy_consistent()
         else:  # a plain load_state_dict: a write in progress leaves a mix of two versions
             self.version = self._copy_once()
+        self.copies += 1
         return True
 
     def _copy_once(self) -> int:
@@ -164,6 +167,7 @@ class WeightSubscriber:
                 time.sleep(0)  # a write is in progress; let the writer finish
                 continue
             version = self._copy_once()
+            self.checked += 1
             if int(self._seq) == before:
                 return version
             self.retries += 1
