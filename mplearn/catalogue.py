@@ -43,8 +43,9 @@ ISSUES: tuple[Issue, ...] = (
         where="the learner's train copy (copy path), resume from the shared model",
         symptom="the trainer's weights never change; loss pattern flat; return stays at the "
                 "random-policy level",
-        diagnostic="every optimizer parameter is a parameter of the model being trained; "
-                   "weight change per update > 0",
+        diagnostic="checks.optimizer_bound_to(optimizer, model); checks.WeightChange(model); "
+                   "checks.optimizer_state_device(optimizer); Monitor: shared weights unchanged "
+                   "while the learner updates",
         notebook="02_stale_optimizer_state"),
     Issue(
         "target_sync", "Target network not synced on publish",
@@ -57,7 +58,8 @@ ISSUES: tuple[Issue, ...] = (
         where="anything that reads the shared target: a learner that restarts from the shared "
               "model, an evaluator, a checkpoint; acting uses only the local network",
         symptom="loss spike after a learner restart; shared target far from the trainer's",
-        diagnostic="distance between the shared target and the trainer's after each publish",
+        diagnostic="checks.target_in_sync(published, trainer) after a publish; Monitor: "
+                   "shared target unchanged while the target is updated and published",
         notebook="03_target_network_sync"),
     Issue(
         "train_mode", "Missing train mode",
@@ -67,7 +69,8 @@ ISSUES: tuple[Issue, ...] = (
                   "their means only: sigma gets no gradient and training sees no noise.",
         where="networks with noisy layers, dropout or batch norm; harmless for plain MLPs",
         symptom="sigma parameters frozen; with exploration by noise only, no exploration",
-        diagnostic="the mode of every module at train_step; sigma gradient norm",
+        diagnostic="checks.module_modes(model, 'train'); checks.noisy_sigma_gradients(model) "
+                   "after backward(); Monitor: the learner's recorded mode",
         notebook="04_train_mode"),
     Issue(
         "shared_epsilon", "Epsilon decay and its publication",
@@ -77,7 +80,8 @@ ISSUES: tuple[Issue, ...] = (
                   "shared model in the learner never reaches the actor process.",
         where="any value published as a Python attribute across processes",
         symptom="actors explore at the initial epsilon forever; loss falls, return does not",
-        diagnostic="the epsilon stored with each transition; the actor records' epsilon",
+        diagnostic="checks.shared_memory(model) flags plain number attributes; the epsilon "
+                   "stored with each transition; Monitor: actor's epsilon vs the learner's",
         notebook="05_epsilon_across_processes"),
     Issue(
         "grad_clip", "Gradient clipping",
@@ -87,7 +91,8 @@ ISSUES: tuple[Issue, ...] = (
                   "scales or high learning rates. The origin had it commented out.",
         where="large rewards, high learning rates",
         symptom="gradient-norm spikes, unstable learning",
-        diagnostic="pre-clip gradient norm distribution; fraction of steps clipped",
+        diagnostic="checks.gradient_clipped(model, max_norm) before step(); pre-clip norm "
+                   "and fraction clipped in the learner records; Monitor: norm stepped with",
         notebook="06_gradient_clipping"),
     Issue(
         "batch_to_device", "Device and dtype of the batch",
@@ -96,11 +101,11 @@ ISSUES: tuple[Issue, ...] = (
         mechanism="torch.from_numpy keeps the array's dtype and device: float64 replay arrays "
                   "meet float32 weights ('mat1 and mat2 must have the same dtype'); a CPU batch "
                   "meets a CUDA model ('Expected all tensors to be on the same device').",
-        where="float64 observations; a learner on cuda or mps",
+        where="float64 replay storage (replay_obs_dtype='float64'); a learner on cuda or mps",
         symptom="the learner dies; unwatched, the actor goes on acting with the initial policy "
                 "and the run looks like 'no learning'",
-        diagnostic="batch device and dtype against the model's; the System raises the learner's "
-                   "error",
+        diagnostic="checks.batch_matches(batch, model); the System raises the learner's "
+                   "error and checks.explain_error / Monitor.saw_error names the issue",
         notebook="07_device_and_dtype"),
     Issue(
         "step_counter", "Training step counter",
@@ -110,7 +115,8 @@ ISSUES: tuple[Issue, ...] = (
                   "advances the epsilon schedule.",
         where="the learner's schedules: publish, epsilon decay",
         symptom="publishes and epsilon decays on every update (premature exploitation, slow)",
-        diagnostic="publish and decay counts against the schedule",
+        diagnostic="Monitor: publishes and epsilon against their schedules; a learner stuck "
+                   "with updates owed",
         notebook="08_step_counter"),
     Issue(
         "single_target_update", "Duplicate target network updates",
@@ -121,7 +127,7 @@ ISSUES: tuple[Issue, ...] = (
                   "the target network.",
         where="the learner loop and train_step both updating the target",
         symptom="target updates per optimizer step above the schedule",
-        diagnostic="target updates per update against 1 / target_update_period",
+        diagnostic="Monitor: target updates against updates / target_update_period",
         notebook="09_duplicate_target_updates"),
     Issue(
         "initial_state", "Initial model state",
@@ -130,7 +136,7 @@ ISSUES: tuple[Issue, ...] = (
                   "copy made before the source weights were copied trains from random weights.",
         where="the first steps of every run; runs initialised from a source model",
         symptom="early transitions from a policy the learner never had",
-        diagnostic="the weight version stored with each transition (-1: never synced)",
+        diagnostic="Monitor: steps the actor acted with weights it never pulled",
         notebook="10_initial_model_state"),
     Issue(
         "replay_by_name", "Replay buffer pickled by value under spawn",
@@ -140,7 +146,8 @@ ISSUES: tuple[Issue, ...] = (
                   "the learner samples zeros. Under fork the naive buffer works.",
         where="spawn start method (macOS, Windows, notebooks that use spawn)",
         symptom="tiny loss, first-layer gradient exactly 0, no learning",
-        diagnostic="compare a sampled row with what the actor wrote",
+        diagnostic="checks.replay_batch(batch): all-zero rows; Monitor: the learner's "
+                   "batches are all zeros",
         notebook="11_shared_memory_pitfalls"),
     Issue(
         "versioned_publish", "Torn reads during publish",
@@ -149,7 +156,8 @@ ISSUES: tuple[Issue, ...] = (
                   "actor can read a mix of two versions. A seqlock (odd while writing) fixes it.",
         where="async mode only",
         symptom="occasional actions from a network that never existed",
-        diagnostic="checksum of the synced weights against a published version",
+        diagnostic="python -m mplearn check versioned_publish (checksum under concurrent "
+                   "publish); Monitor: actor copies never validated against a sequence number",
         notebook="11_shared_memory_pitfalls"),
     Issue(
         "write_before_publish", "Replay race: count before row",
@@ -158,7 +166,8 @@ ISSUES: tuple[Issue, ...] = (
                   "row that is not written yet.",
         where="async mode, one writer and one sampler",
         symptom="rare zero or stale rows in batches",
-        diagnostic="rows checked against a per-row sequence number",
+        diagnostic="python -m mplearn check write_before_publish (newest counted row read "
+                   "under concurrent appends); leaves no trace at rest",
         notebook="11_shared_memory_pitfalls"),
     Issue(
         "truncation_bootstrap", "Terminated vs truncated",
@@ -167,7 +176,7 @@ ISSUES: tuple[Issue, ...] = (
                   "removes the bootstrap and biases values (CartPole-v1 truncates at 500).",
         where="environments with time limits",
         symptom="values near the time limit pulled towards the last reward",
-        diagnostic="fraction of terminal rows at the time limit",
+        diagnostic="checks.replay_batch(batch); Monitor: time-limit rows stored as terminal",
         notebook="11_shared_memory_pitfalls"),
     Issue(
         "single_thread", "Thread oversubscription",
@@ -176,7 +185,8 @@ ISSUES: tuple[Issue, ...] = (
                   "several processes on few cores fight over them.",
         where="several processes on few cores",
         symptom="multiprocess run slower than the sequential one",
-        diagnostic="torch.get_num_threads() in each worker; throughput vs inline",
+        diagnostic="checks.thread_count(processes); Monitor: threads recorded by each worker; "
+                   "throughput vs inline",
         notebook="12_performance"),
     Issue(
         "worker_seeding", "Identical randomness across workers",
@@ -185,7 +195,7 @@ ISSUES: tuple[Issue, ...] = (
                   "across agents.",
         where="several agents or actors",
         symptom="agents' exploration decisions identical",
-        diagnostic="compare the first random draws of each worker",
+        diagnostic="Monitor: the first actions of the agents compared",
         notebook="11_shared_memory_pitfalls"),
     Issue(
         "throttle", "Unthrottled learner",
@@ -195,7 +205,7 @@ ISSUES: tuple[Issue, ...] = (
                   "confounds every comparison.",
         where="async mode",
         symptom="updates per env step far from the configured ratio; overfitting early data",
-        diagnostic="updates per env step against updates_per_step",
+        diagnostic="Monitor: updates against what updates_per_step allows at the env steps",
         notebook="12_performance"),
 )
 
