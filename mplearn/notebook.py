@@ -1,0 +1,224 @@
+"""What the notebooks call: the set-up check, short live experiments, monitored demo runs,
+verdicts from ``data/``, and thin widgets over them (the logic is here, so a headless run
+works and the same calls serve a script).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import platform
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mplearn import experiments, plots, stats
+from mplearn.catalogue import ISSUES, issue
+from mplearn.config import Config
+from mplearn.fixes import Fixes
+from mplearn.metrics import library_versions
+from mplearn.monitor import Monitor
+from mplearn.scenarios import BY_NAME, scenario
+from mplearn.system import System, WorkerError
+
+# --- the set-up ---------------------------------------------------------------------------------
+
+
+def setup_report() -> dict:
+    """What this machine gives the kit: versions, cores, start methods, torch threads."""
+    return {
+        **library_versions(),
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "default start method": mp.get_start_method(allow_none=True) or
+        mp.get_context().get_start_method(),
+        "start method mplearn uses": "spawn",
+        "torch threads in this process": torch.get_num_threads(),
+        "torch threads in each worker": 1,
+        "cuda available": torch.cuda.is_available(),
+    }
+
+
+def catalogue_table() -> str:
+    """One line per issue: name, title, notebook, verdict."""
+    rows = [f"{'issue':<22} {'title':<44} {'notebook':<28} verdict"]
+    for i in ISSUES:
+        rows.append(f"{i.name:<22} {i.title:<44} {i.notebook:<28} "
+                    f"{i.verdict or 'not yet measured'}")
+    return "\n".join(rows)
+
+
+# --- short live experiments -----------------------------------------------------------------------
+
+@dataclass
+class Live:
+    """A short paired run of an issue's scenario, fixed and broken, in this process."""
+
+    issue: str
+    condition: str
+    steps: int
+    records: dict[str, list[dict]]  # "fixed"/"broken" -> one record per seed
+
+    def finals(self, variant: str) -> np.ndarray:
+        """Per seed, the mean return of the last 20 episodes (NaN: no episode finished)."""
+        return np.array([experiments.run_values(None, r)[1] for r in self.records[variant]])
+
+    def table(self) -> str:
+        """Final returns per seed, rounded to 0.1: exact for a seed in inline and lockstep."""
+        lines = [f"{self.issue}{f' ({self.condition})' if self.condition else ''}, "
+                 f"{self.steps} env steps, final return per seed:"]
+        for v, recs in self.records.items():
+            values = ", ".join("nan" if math.isnan(x) else f"{x:.1f}" for x in self.finals(v))
+            crashed = [r["error"] for r in recs if r["status"] == "crashed"]
+            lines.append(f"  {v:<7} {values}" + (f"  (crashed: {crashed[0]})" if crashed else ""))
+        return "\n".join(lines)
+
+    def figure(self, title: str | None = None):
+        grid = stats.make_grid(self.steps, 50)
+        curves = {v: experiments._agent_mean_curves(recs, grid)
+                  for v, recs in self.records.items()}
+        summaries = {v: stats.summarize(self.finals(v), statistic="mean")
+                     for v in self.records}
+        return plots.comparison_figure(
+            grid, curves, summaries, title or f"{issue(self.issue).title}: a short live run",
+            statistic="mean")
+
+
+def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | None = None,
+         fixes_on: tuple[bool, ...] = (True, False)) -> Live:
+    """Run the issue's scenario (``condition``: one of its conditions, default the first) at
+    ``steps`` env steps for ``seeds`` paired seeds, fixed and broken, one after the other in
+    this process (inline and lockstep give the same numbers for a seed)."""
+    sc = scenario(issue_name).scaled(steps=steps, seeds=seeds)
+    pair = next((p for p in sc.pairs() if condition in (None, p[0])), None)
+    if pair is None:
+        raise ValueError(f"condition: {condition!r} is not one of {[p[0] for p in sc.pairs()]}")
+    by_name = {v.name: v for v in sc.variants()}
+    records = {}
+    for fixed in fixes_on:
+        variant = by_name[pair[1] if fixed else pair[2]]
+        records["fixed" if fixed else "broken"] = [
+            experiments.run_one(spec) for spec in experiments.run_specs(sc, variant)]
+    return Live(issue_name, pair[0], steps, records)
+
+
+# --- monitored demo runs --------------------------------------------------------------------------
+
+# A short lockstep run in which each switch, when broken, acts (the condition it needs).
+DEMO = Config(mode="lockstep", device="cpu", total_env_steps=600, learning_starts=100,
+              batch_size=16, hidden_dim=16, embedding_dim=16, buffer_size=1000, log_interval=20,
+              learner_path="copy", target_update_period=20, epsilon_decay_updates=200)
+DEMO_CONDITIONS: dict[str, dict] = {
+    "train_mode": dict(noisy=True),  # mode-dependent layers
+    "grad_clip": dict(max_grad_norm=0.01),  # gradients above the limit
+    "batch_to_device": dict(replay_obs_dtype="float64"),  # numpy's default dtype in the replay
+    "truncation_bootstrap": dict(env_id="MountainCar-v0"),  # a time limit at 200 steps
+    "worker_seeding": dict(n_agents=2),  # more than one random stream
+    "throttle": dict(updates_per_step=0.05),  # a ratio the free-running learner exceeds
+}
+
+
+def demo_config(broken: tuple[str, ...] = (), **overrides) -> Config:
+    """The demo run's config with ``broken`` switched off and the conditions they need."""
+    extra: dict = {}
+    for name in broken:
+        extra.update(DEMO_CONDITIONS.get(name, {}))
+    return DEMO.replace(fixes=Fixes().without(*broken), **{**extra, **overrides})
+
+
+def monitored_run(config: Config, every: int = 5) -> Monitor:
+    """Run ``config`` to its end under a Monitor; a worker's death is explained, not raised."""
+    system = System(config)
+    monitor = Monitor(system, every=every)
+    try:
+        system.run(progress=monitor)
+    except WorkerError as e:
+        monitor.saw_error(e)
+    return monitor
+
+
+# --- verdicts from data/ --------------------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    issue: str
+    verdict: str  # real | conditional: <condition> | no effect
+    evidence: list[str] = field(default_factory=list)  # one line per condition, with numbers
+
+    def __str__(self) -> str:
+        return "\n".join([f"{self.issue}: {self.verdict}", *(f"  {e}" for e in self.evidence)])
+
+
+def verdict(issue_name: str, root: str = "data") -> Verdict:
+    """Real when the paired difference fixed - broken has a 95% CI above 0 in every condition
+    (or the broken learner crashes); conditional when only in some; no effect when in none."""
+    results = experiments.load(issue_name, root)
+    shown, evidence = [], []
+    for p in results.pairs:
+        cond = p["condition"] or "default"
+        d = results.differences[p["condition"]]
+        crashed = sum(s == "crashed" for s in results.status[p["broken"]])
+        f, b = results.summaries[p["fixed"]], results.summaries[p["broken"]]
+        effect = crashed == len(results.status[p["broken"]]) or d.ci_low > 0
+        shown.append(effect)
+        evidence.append(
+            f"{cond}: fixed IQM {f.iqm:.1f} [{f.ci_low:.1f}, {f.ci_high:.1f}], broken "
+            + (f"crashed in {crashed} of {len(results.status[p['broken']])} runs" if crashed
+               else f"IQM {b.iqm:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]")
+            + (f"; fixed - broken {d.mean:.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}], "
+               f"P(fixed > broken) {results.improvement[p['condition']]:.2f}"
+               if not math.isnan(d.mean) else ""))
+    if all(shown):
+        text = "real"
+    elif any(shown):
+        text = "conditional: " + ", ".join(
+            (p["condition"] or "default") for p, s in zip(results.pairs, shown, strict=True) if s)
+    else:
+        text = "no effect measured"
+    return Verdict(issue_name, text, evidence)
+
+
+def has_data(issue_name: str, root: str = "data") -> bool:
+    return issue_name in BY_NAME and os.path.exists(os.path.join(root, issue_name,
+                                                                 "manifest.json"))
+
+
+# --- widgets (thin) -------------------------------------------------------------------------------
+
+class FixToggle:
+    """A checkbox for one fix, a steps slider and a run button over ``live``: toggle the fix,
+    rerun the short experiment, see the curve change. ``run()`` works without a front end."""
+
+    def __init__(self, issue_name: str, steps: int = 1_500):
+        import ipywidgets as w
+
+        self.issue = issue_name
+        self.fix = w.Checkbox(value=False, description=f"fix {issue_name} on")
+        self.steps = w.IntSlider(value=steps, min=1_000, max=10_000, step=500,
+                                 description="env steps", continuous_update=False)
+        self.button = w.Button(description="run", button_style="primary")
+        self.out = w.Output()
+        self.button.on_click(lambda _: self.run())
+        self.widget = w.VBox([w.HBox([self.fix, self.steps, self.button]), self.out])
+        self.last: Live | None = None
+
+    def run(self) -> Live:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        self.last = live(self.issue, steps=self.steps.value, seeds=1,
+                         fixes_on=(self.fix.value,))
+        self.out.clear_output(wait=True)
+        with self.out:
+            fig = self.last.figure(f"{issue(self.issue).title}: fix "
+                                   f"{'on' if self.fix.value else 'off'}, seed 0")
+            display(fig)
+            plt.close(fig)
+        return self.last
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
