@@ -22,6 +22,8 @@ only a concurrent stress shows it (``python -m mplearn check write_before_publis
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -35,15 +37,16 @@ def _fingerprint(net: torch.nn.Module) -> torch.Tensor:
 
 
 class Monitor:
-    def __init__(self, system, every: int = 10):
+    def __init__(self, system, every: int = 10, stall_s: float = 30.0):
         self.system = system
+        self.stall_s = stall_s
         self.config = system.config
         self.every = every
         self.findings: dict[str, Finding] = {}  # first violation per issue
         self._polls = 0
         self._path = resolve_path(self.config.learner_path, resolve_device(self.config.device))
         self._snapshots: dict[int, tuple[int, torch.Tensor, torch.Tensor]] = {}
-        self._stall: dict[int, tuple[int, int]] = {}
+        self._stall: dict[int, tuple[int, float]] = {}  # updates, since when
 
     # --- use as a progress callback -----------------------------------------------------------
     def __call__(self, system=None) -> None:
@@ -207,15 +210,20 @@ class Monitor:
                     "share epsilon through shared memory (mp.Value), not a model attribute"))
 
     def _stalled(self, i: int, updates: int, env_steps: int) -> None:
-        """Updates owed pile up while the count stays put: the learner is dead or stuck."""
-        c = self.config
-        owed = c.updates_owed(env_steps) - updates
-        last = self._stall.get(i)
-        self._stall[i] = (updates, owed)
-        if last is not None and updates == last[0] and owed > max(last[1], 0) + c.max_update_lag:
+        """Updates owed while the count stays put for ``stall_s`` seconds: the learner is dead
+        or stuck (a busy machine delays a learner by seconds, not by half a minute)."""
+        owed = self.config.updates_owed(env_steps) - updates
+        now = time.monotonic()
+        last_updates, since = self._stall.get(i, (updates, now))
+        if updates != last_updates or owed <= 0:
+            self._stall[i] = (updates, now)
+            return
+        self._stall[i] = (last_updates, since)
+        if now - since >= self.stall_s:
             self._add(Finding(
                 "step_counter", False,
-                f"agent {i}: the learner is stuck at {updates} updates with {owed} owed",
+                f"agent {i}: the learner made no update for {now - since:.0f} s with {owed} "
+                "updates owed",
                 "a learner that died (an uninitialised counter, a device/dtype error) leaves "
                 "the actor acting with old weights: watch the learner process"))
 

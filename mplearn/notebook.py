@@ -222,3 +222,129 @@ class FixToggle:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _agent_color(i: int) -> str:
+    colors = [plots.VARIANT_COLORS[plots.FIXED], *plots.EXTRA_COLORS]
+    return colors[i % len(colors)]
+
+
+def run_figure(result_or_system, title: str = ""):
+    """Learning curve (every agent) and policy lag of a run, finished or in progress."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    src = result_or_system
+    n = src.config.n_agents if hasattr(src, "config") and not isinstance(src.config, dict) \
+        else src.config["n_agents"]
+    collector = getattr(src, "_collector", src)
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1.6, 1])
+    for i in range(n):
+        eps = collector.episodes[i]
+        if eps:
+            steps = np.array([e["env_step"] for e in eps])
+            rets = stats.running_mean(np.array([e["ret"] for e in eps], dtype=float))
+            left.plot(steps, rets, label=f"agent {i}", color=_agent_color(i))
+        acts = collector.actor[i]
+        if acts:
+            right.plot([r["env_step"] for r in acts], [r["policy_lag"] for r in acts],
+                       color=_agent_color(i), label=f"agent {i}")
+    left.set(xlabel="env steps (per agent)", ylabel="return (mean of last 20 episodes)",
+             title=title or "learning curve")
+    right.set(xlabel="env steps (per agent)", ylabel="policy lag (learner updates)",
+              title="how far behind the acting weights are")
+    for ax in (left, right):
+        ax.xaxis.set_major_formatter(FuncFormatter(plots.format_steps))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+class Dashboard:
+    """A checkbox per fix, sliders for a few knobs, a run button, and a learning curve and
+    policy-lag plot that update while the system runs. ``run()`` works without a front end."""
+
+    KNOBS = ("total_env_steps", "n_agents", "updates_per_step", "learning_rate")
+
+    def __init__(self, config: Config | None = None, redraw_s: float = 2.0):
+        import ipywidgets as w
+
+        self.base = config or Config(total_env_steps=10_000, device="cpu")
+        self.redraw_s = redraw_s
+        self.fixes = {name: w.Checkbox(value=True, description=name, indent=False,
+                                       layout=w.Layout(width="210px"))
+                      for name in Fixes.names()}
+        self.mode = w.ToggleButtons(options=["inline", "lockstep", "async"],
+                                    value=self.base.mode, description="mode")
+        self.steps = w.IntSlider(value=self.base.total_env_steps, min=2_000, max=50_000,
+                                 step=1_000, description="env steps", continuous_update=False)
+        self.agents = w.IntSlider(value=self.base.n_agents, min=1, max=4, description="agents")
+        self.ratio = w.FloatLogSlider(value=self.base.updates_per_step, base=10, min=-2, max=0.5,
+                                      description="updates/step", continuous_update=False)
+        self.lr = w.FloatLogSlider(value=self.base.learning_rate, base=10, min=-4, max=-2,
+                                   description="learning rate", continuous_update=False)
+        self.button = w.Button(description="run", button_style="primary")
+        self.status = w.HTML()
+        self.out = w.Output()
+        self.button.on_click(lambda _: self.run())
+        self.widget = w.VBox([
+            w.HTML("<b>fixes</b> (untick to switch a learning issue on)"),
+            w.GridBox(list(self.fixes.values()),
+                      layout=w.Layout(grid_template_columns="repeat(4, 215px)")),
+            self.mode, w.HBox([self.steps, self.agents]), w.HBox([self.ratio, self.lr]),
+            w.HBox([self.button, self.status]), self.out])
+        self.result = None
+        self.monitor: Monitor | None = None
+
+    def config(self) -> Config:
+        broken = [name for name, box in self.fixes.items() if not box.value]
+        return self.base.replace(
+            mode=self.mode.value, total_env_steps=self.steps.value, n_agents=self.agents.value,
+            updates_per_step=float(self.ratio.value), learning_rate=float(self.lr.value),
+            fixes=Fixes().without(*broken))
+
+    def _draw(self, src, title: str) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig = run_figure(src, title)
+        self.out.clear_output(wait=True)
+        with self.out:
+            display(fig)
+        plt.close(fig)
+
+    def run(self):
+        import time
+
+        config = self.config()  # a bad value fails here, before any process starts
+        system = System(config)
+        self.monitor = Monitor(system)
+        last = [0.0]
+
+        def progress(s: System) -> None:
+            self.monitor(s)
+            now = time.monotonic()
+            if now - last[0] >= self.redraw_s:
+                last[0] = now
+                self.status.value = f"{s.env_steps:,} / {config.total_env_steps:,} env steps"
+                self._draw(s, "running ...")
+
+        try:
+            self.result = system.run(progress)
+        except WorkerError as e:
+            self.monitor.saw_error(e)
+            self.status.value = f"a worker died: {e.worker}"
+            self.result = system.result()
+        broken = [n for n, b in self.fixes.items() if not b.value]
+        self._draw(self.result, f"{config.mode}, broken: {', '.join(broken) or 'none'}")
+        self.status.value = (f"done: {self.result.env_steps:,} env steps in "
+                             f"{self.result.wall_s:.1f} s; monitor: "
+                             f"{', '.join(self.monitor.issues) or 'no problems found'}")
+        return self.result
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
