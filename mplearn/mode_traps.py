@@ -1,0 +1,120 @@
+"""Train and eval mode, measured on plain modules: what the mode changes, and the batch-norm traps.
+
+``train()``/``eval()`` change only layers whose forward pass depends on the mode. NoisyLinear is
+the ``train_mode`` switch (``mplearn.mechanisms.check_train_mode``); batch norm, which the kit's
+network does not use, sets the traps the other way round:
+
+* ``act_with_batch_of_one``: an actor left in train mode, acting on one observation, raises.
+* ``coupled_actions``: an actor in train mode acting for several agents in one batch normalises
+  with that batch's statistics, so one agent's output depends on the others' observations.
+* ``train_in_eval_mode``: a learner left in eval mode never updates the running statistics and
+  normalises with their initial values (mean 0, variance 1), i.e. not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+OFFSET, SCALE = 50.0, 20.0  # raw features far from mean 0, variance 1 (positions, counts)
+
+
+def _bn_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(8, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
+
+
+def _data(seed: int, n: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 8, generator=g)
+    w = torch.randn(8, 2, generator=g)
+    return z * SCALE + OFFSET, torch.tanh(z @ w)  # raw inputs, a target of the normalised ones
+
+
+def act_with_batch_of_one() -> str:
+    """The error an actor in train mode gets on one observation ("" if none)."""
+    net = _bn_net().train()
+    try:
+        net(_data(0, n=1)[0])
+    except ValueError as e:
+        return str(e).splitlines()[0]
+    return ""
+
+
+@torch.no_grad()
+def coupled_actions() -> dict[str, float]:
+    """Per mode: max |change| of agent 0's output when only agent 1's observation changes
+    (two agents acting in one batch)."""
+    net = _bn_net()
+    x, _ = _data(0, n=2)
+    other = x.clone()
+    other[1] += SCALE  # agent 1 moves; agent 0's observation is the same
+    out = {}
+    for mode in ("train", "eval"):
+        net.train(mode == "train")
+        out[mode] = (net(x)[0] - net(other)[0]).abs().max().item()
+    return out
+
+
+@dataclass(frozen=True)
+class ModeRun:
+    mode: str  # the mode the learner trained in
+    first_loss: float
+    final_loss: float  # mean of the last 10 steps
+    running_mean: float  # max |running mean| of the batch-norm layer after training
+    batches_tracked: int
+
+    def __str__(self) -> str:
+        return (f"trained in {self.mode:<5} mode: loss {self.first_loss:7.3g} at step 1, "
+                f"{self.final_loss:.3f} at the end; running mean max "
+                f"{self.running_mean:5.1f}, batches tracked {self.batches_tracked}")
+
+
+def train_in_eval_mode(steps: int = 200, lr: float = 1e-2) -> list[ModeRun]:
+    """The same regression (raw inputs around 50 +- 20) trained with the batch-norm layer in
+    train mode and left in eval mode; same initial weights, same mini-batches."""
+    x, y = _data(0)
+    runs = []
+    for mode in ("train", "eval"):
+        net = _bn_net()
+        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        g = torch.Generator().manual_seed(1)
+        losses = []
+        net.train(mode == "train")
+        for _ in range(steps):
+            idx = torch.randint(0, len(x), (64,), generator=g)
+            loss = nn.functional.mse_loss(net(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        bn = net[1]
+        runs.append(ModeRun(mode, losses[0], sum(losses[-10:]) / 10,
+                            bn.running_mean.abs().max().item(), int(bn.num_batches_tracked)))
+    return runs
+
+
+# --- noise scales: what a run's sigma extra holds ---------------------------------------------
+
+def sigma_rows(per_variant: dict[str, list]) -> str:
+    """One line per variant and seed: the mean |sigma| of the noisy layers at the start and the
+    end of a run, and the largest change of any sigma. ``per_variant`` maps a variant to its
+    per-seed ``sigma`` extras (one entry per phase, each one per agent), as
+    ``IssueResults.extras["sigma"]`` holds them."""
+    lines = [f"  {'variant':<20}{'seed':>5}{'mean |sigma| start':>20}{'end':>9}"
+             f"{'largest change':>16}"]
+    for variant, seeds in per_variant.items():
+        for seed, phases in enumerate(seeds):
+            if not phases:
+                continue
+            s = phases[0][0]  # first phase, agent 0
+            lines.append(f"  {variant:<20}{seed:>5}{s['start']:>20.4f}{s['end']:>9.4f}"
+                         f"{s['change']:>16.4f}")
+    return "\n".join(lines)
+
+
+def live_sigmas(live) -> dict[str, list]:
+    """``sigma_rows``'s input from a ``notebook.Live`` run."""
+    return {v: [r["extras"].get("sigma") for r in recs] for v, recs in live.records.items()}
