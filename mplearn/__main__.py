@@ -39,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("name", help="throughput|solve|publish|gpu|notebooks")
     bench.add_argument("options", nargs=argparse.REMAINDER,
                        help="the benchmark's own options (bench NAME --help)")
+    rep = sub.add_parser("reproduce", help="regenerate the per-issue results in data/")
+    rep.add_argument("names", nargs="*", metavar="NAME", help="issues (default: all)")
+    rep.add_argument("--seeds", type=int, help="seeds per variant (default: the scenario's)")
+    rep.add_argument("--steps", type=int, help="env steps per run (default: the scenario's)")
+    rep.add_argument("--jobs", type=int, help="cores to use (default: all)")
+    rep.add_argument("--out", type=Path, default=Path("data"), help="default: data")
+    rep.add_argument("--budget-s", type=float, help="start no run that would end later")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
 
@@ -122,11 +130,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from mplearn.experiments import reproduce, select
+
+    try:
+        select(args.names, args.steps, args.seeds)  # every name and config, before any run
+        if args.jobs is not None and args.jobs <= 0:
+            raise ValueError(f"jobs: must be > 0, got {args.jobs}")
+    except ValueError as e:  # ConfigError too
+        raise UsageError(str(e)) from None
+    report = reproduce(args.names, args.steps, args.seeds, args.jobs, args.out,
+                       progress=not args.quiet, budget_s=args.budget_s)
+    print(f"ran {report.ran} runs ({report.crashed} crashed), skipped {report.skipped} "
+          f"already there, {report.unfinished} left unfinished; {report.wall_s:.0f} s; "
+          f"manifests in {args.out}/")
+    return 0 if report.unfinished == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"run": cmd_run, "issues": cmd_issues, "check": cmd_check,
-                    "bench": cmd_bench}
+                    "bench": cmd_bench, "reproduce": cmd_reproduce}
         return commands[args.command](args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -85,9 +85,15 @@ def _sigint_ignored():
 class System:
     """``with System(config) as system: result = system.run()``."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, source_models: list | None = None):
+        """``source_models``: one model per agent whose weights (both networks) the shared
+        models start from, as when a learner resumes from a checkpoint; None: fresh."""
         self.config = config
         # Everything that can be wrong with the input fails here, before any process starts.
+        if source_models is not None and len(source_models) != config.n_agents:
+            raise ValueError(f"source_models: need one per agent ({config.n_agents}), "
+                             f"got {len(source_models)}")
+        self._sources = source_models or [None] * config.n_agents
         self.spec = env_spec(config.env_id)
         resolve_device(config.device)
         self._ctx = mp.get_context("spawn")
@@ -111,7 +117,8 @@ class System:
         actor_seeds, learner_seeds = seeds[:n], seeds[n:]
         with torch.random.fork_rng():
             torch.manual_seed(c.seed)  # paired runs: the same seed gives the same initial weights
-            self.shared_models = [create_shared_model(c, spec=self.spec) for _ in range(n)]
+            self.shared_models = [create_shared_model(c, source, spec=self.spec)
+                                  for source in self._sources]
         self.buffers = [ReplayBuffer(c.buffer_size, self.spec.obs_shape, ctx, c.fixes)
                         for _ in range(n)]
         self.channels = [

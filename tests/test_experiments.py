@@ -1,0 +1,174 @@
+"""Sweeps, run files, manifests, ``load`` and the ``reproduce`` command, on a tiny sweep."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from mplearn import experiments as ex
+from mplearn.__main__ import main
+from mplearn.config import Config
+from mplearn.fixes import Fixes
+from mplearn.scenarios import SCENARIOS, Scenario
+from mplearn.system import System
+
+TINY = {"learning_starts": 100, "batch_size": 16, "buffer_size": 1000, "log_interval": 20,
+        "epsilon_decay_updates": 100}
+STEPS = 300
+
+
+def tiny_scenario() -> Scenario:
+    """2 variants x 2 seeds; the broken one crashes by design at its first update."""
+    return Scenario("batch_to_device", "tiny", "inline", steps=STEPS, seeds=2,
+                    overrides={**TINY, "replay_obs_dtype": "float64"})
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    report = ex.run_scenarios([tiny_scenario()], root, jobs=2, progress=False,
+                              command="test")
+    return root, report
+
+
+def test_sweep_runs_each_spec_and_records_the_crash(swept):
+    root, report = swept
+    assert (report.ran, report.crashed, report.skipped, report.unfinished) == (4, 2, 0, 0)
+    manifest = json.loads((root / "batch_to_device" / "manifest.json").read_text())
+    rows = {(r["variant"], r["seed"]): r for r in manifest["runs"]}
+    assert sorted(rows) == [("broken", 0), ("broken", 1), ("fixed", 0), ("fixed", 1)]
+    for seed in (0, 1):
+        fixed, broken = rows[("fixed", seed)], rows[("broken", seed)]
+        assert fixed["status"] == "ok" and fixed["env_steps"] == STEPS
+        assert broken["status"] == "crashed"
+        assert "mat1 and mat2 must have the same dtype" in broken["error"]
+        assert broken["env_steps"] < STEPS  # its partial curve: it died at its first update
+        rec = json.loads((root / "batch_to_device" / broken["file"]).read_text())
+        assert "learner.py" in rec["traceback"] and rec["episodes"][0][0]
+
+
+def test_resumption_runs_nothing(swept):
+    root, _ = swept
+    again = ex.run_scenarios([tiny_scenario()], root, jobs=2, progress=False, command="test")
+    assert (again.ran, again.skipped, again.unfinished) == (0, 4, 0)
+
+
+def test_paired_variants_share_episodes_until_the_switch_acts(swept):
+    """Same seed: same env seeds and initial weights, so the episodes before the first update
+    (where the broken batch conversion first acts) are identical; other seeds differ."""
+    root, _ = swept
+    manifest = json.loads((root / "batch_to_device" / "manifest.json").read_text())
+    recs = {(r["variant"], r["seed"]): json.loads((root / "batch_to_device" / r["file"])
+                                                  .read_text()) for r in manifest["runs"]}
+
+    def early(rec):
+        steps, rets = rec["episodes"][0]
+        return [(s, r) for s, r in zip(steps, rets, strict=True) if s <= TINY["learning_starts"]]
+
+    for seed in (0, 1):
+        a, b = early(recs[("fixed", seed)]), early(recs[("broken", seed)])
+        assert a and a == b
+    assert early(recs[("fixed", 0)]) != early(recs[("fixed", 1)])
+
+
+def test_manifest_provenance(swept):
+    root, _ = swept
+    m = json.loads((root / "batch_to_device" / "manifest.json").read_text())
+    assert m["complete"] and m["title"] == "Device and dtype of the batch"
+    assert [v["name"] for v in m["variants"]] == ["fixed", "broken"]
+    assert m["variants"][1]["config"]["fixes"]["batch_to_device"] is False
+    assert m["variants"][0]["config"]["fixes"] == Fixes().to_dict()
+    assert m["pairs"] == [{"condition": "", "fixed": "fixed", "broken": "broken"}]
+    p = m["provenance"]
+    assert p["command"] == "test" and p["package_version"] == p["library_versions"]["mplearn"]
+    assert {"torch", "numpy", "gymnasium"} <= set(p["library_versions"])
+    assert p["machines"][0]["cores"] >= 1 and p["run_dates"][0] <= p["run_dates"][1]
+    for r in m["runs"]:
+        assert {"variant", "seed", "env_steps", "final_return", "status", "file"} <= set(r)
+
+
+def test_load(swept):
+    root, _ = swept
+    res = ex.load("batch_to_device", root)
+    assert res.variants == ["fixed", "broken"]
+    assert res.curves["fixed"].shape == (2, res.grid.size)
+    assert np.isfinite(res.curves["fixed"][:, -1]).all()
+    assert np.isnan(res.curves["broken"][:, -1]).all()  # crashed: nothing after its end
+    assert res.summaries["fixed"].n == 2 and res.status["broken"] == ["crashed"] * 2
+    diff = res.differences[""]
+    assert diff.n == 2 and np.isclose(diff.mean, np.mean(res.values["fixed"]
+                                                         - res.values["broken"]))
+    assert 0.0 <= res.improvement[""] <= 1.0
+    steps, loss = res.diagnostics["learner.loss"]["fixed"][0]
+    assert len(steps) == len(loss) > 0
+    assert "fixed - broken" in res.table()
+    assert isinstance(res.figure(), Figure)
+    with pytest.raises(FileNotFoundError, match="reproduce grad_clip"):
+        ex.load("grad_clip", root)
+
+
+def test_budget_starts_nothing_that_cannot_end(tmp_path):
+    specs = ex.scenario_specs(tiny_scenario())["fixed"]
+    report = ex.run_sweep(specs, tmp_path, jobs=1, progress=False, budget_s=0.0)
+    assert (report.ran, report.unfinished) == (0, 2)
+    assert not (tmp_path / ex.RUNS).exists()
+
+
+def test_runs_are_content_addressed():
+    s = tiny_scenario()
+    fixed = ex.scenario_specs(s)["fixed"]
+    again = ex.scenario_specs(tiny_scenario())["fixed"]
+    assert [a.key for a in fixed] == [b.key for b in again]
+    assert len({a.key for a in fixed}) == 2  # seeds differ
+    other = ex.RunSpec(fixed[0].config.replace(replay_obs_dtype="float32"))
+    assert other.key != fixed[0].key
+
+
+def test_scenario_table_covers_every_learning_issue():
+    assert sorted(s.issue for s in SCENARIOS) == sorted(set(Fixes.names()) - {"single_thread"})
+    for s in ex.select():  # every config of the full sweep validates, no process started
+        for variant, specs in ex.scenario_specs(s).items():
+            assert len(specs) == s.seeds >= 5
+            broken = Fixes().without(s.issue)
+            assert all(spec.config.fixes == (broken if variant.startswith("broken")
+                                             else Fixes()) for spec in specs)
+            assert all(spec.config.device == "cpu" for spec in specs)
+
+
+def test_system_starts_from_source_models():
+    config = Config(mode="inline", total_env_steps=200, learning_starts=100, device="cpu")
+    source = System(config.replace(seed=7)).start()
+    try:
+        with torch.no_grad():  # a target unlike the local network and unlike a fresh init
+            for p in source.shared_models[0].qnetwork_target.parameters():
+                p.add_(1.0)
+        system = System(config, source_models=source.shared_models).start()
+        try:
+            for name in ("qnetwork_local", "qnetwork_target"):
+                ours = getattr(system.shared_models[0], name).state_dict()
+                theirs = getattr(source.shared_models[0], name).state_dict()
+                assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+        finally:
+            system.stop()
+    finally:
+        source.stop()
+    with pytest.raises(ValueError, match="source_models: need one per agent"):
+        System(config, source_models=[])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "no_such_issue"], "error: name: no scenario for 'no_such_issue'"),
+    (["reproduce", "--steps", "0"], "error: steps: must be > 0, got 0"),
+    (["reproduce", "--seeds", "-1"], "error: seeds: must be > 0, got -1"),
+    (["reproduce", "--jobs", "0"], "error: jobs: must be > 0, got 0"),
+    (["reproduce", "target_sync", "--steps", "1000"], "error: learning_starts: must be <"),
+])
+def test_reproduce_argument_errors(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
