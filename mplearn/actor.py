@@ -48,7 +48,7 @@ class Actor:
                  seeds: list[int]):
         self.config = config
         self.channels = channels
-        self.envs = make_agent_envs(config.env_id, len(channels), config.seed)
+        self.envs = make_agent_envs(config, len(channels))
         self.nets = [build_network(spec, config) for _ in channels]
         for net in self.nets:
             # Noisy layers explore only in train mode; other layers (dropout) act in eval mode.

@@ -31,6 +31,9 @@ class InjectedFault(RuntimeError):
 class Config:
     # --- environment and run ---
     env_id: str = "CartPole-v1"
+    # Keyword arguments for the environment's constructor, e.g. {"frame_stack": 5} for
+    # "mplearn/TreasureHunt-v0" or {"size": 8} for "mplearn/DeepSea-v0". Not part of the hash.
+    env_kwargs: dict = field(default_factory=dict, hash=False)
     n_agents: int = 1  # independent agents, each with its own env copy, model and learner
     mode: str = "async"  # inline | lockstep | async
     total_env_steps: int = 50_000  # per agent
@@ -189,5 +192,7 @@ def validate(c: Config) -> None:
               f"must be < total_env_steps ({c.total_env_steps}), got {c.learning_starts}")
     if c.inject_fault and re.fullmatch(r"(actor|learner)@\d+", c.inject_fault) is None:
         _fail("inject_fault", f"must be '' or 'actor@N' or 'learner@N', got {c.inject_fault!r}")
+    if not isinstance(c.env_kwargs, dict) or not all(isinstance(k, str) for k in c.env_kwargs):
+        _fail("env_kwargs", f"expected a dict with str keys, got {c.env_kwargs!r}")
     if not isinstance(c.fixes, Fixes):
         _fail("fixes", f"expected a Fixes, got {type(c.fixes).__name__}")

@@ -94,7 +94,7 @@ class System:
             raise ValueError(f"source_models: need one per agent ({config.n_agents}), "
                              f"got {len(source_models)}")
         self._sources = source_models or [None] * config.n_agents
-        self.spec = env_spec(config.env_id)
+        self.spec = env_spec(config.env_id, config.env_kwargs)
         resolve_device(config.device)
         self._ctx = mp.get_context("spawn")
         self._processes: list = []

@@ -1,17 +1,45 @@
 """Environments as the actor sees them: ``n_agents`` agents, each stepped in turn.
 
 Any gymnasium environment with a Box observation and a Discrete action space plugs in through
-``IndependentEnvs`` (one copy per agent). Environments where agents share one world implement
-the same small interface.
+``IndependentEnvs`` (one copy per agent). The treasure hunt, where agents share one world, is
+one ``TreasureWorld`` serving every agent. The kit's own environments are registered with
+gymnasium here, on ``import mplearn``, so that spawned workers find them:
+
+* ``mplearn/Probe*-v0``: probes with known values and return distributions (``probes.py``)
+* ``mplearn/DeepSea-v0``: the hard-exploration chain (``chain.py``)
+* ``mplearn/TreasureHunt-v0``: the multi-agent gridworld, one agent per gymnasium env
+  (``treasure.py``)
 """
 
 from __future__ import annotations
 
+import gymnasium as gym
+
 from mplearn.envs.base import AgentEnvironments, EnvSpec, IndependentEnvs, StepResult, env_spec
+from mplearn.envs.probes import ENTRY_POINTS as _PROBES
 
 __all__ = ["AgentEnvironments", "EnvSpec", "IndependentEnvs", "StepResult", "env_spec",
-           "make_agent_envs"]
+           "make_agent_envs", "KIT_ENV_IDS", "TREASURE_HUNT"]
+
+TREASURE_HUNT = "mplearn/TreasureHunt-v0"
+_ENTRY_POINTS = {
+    **{env_id: f"mplearn.envs.probes:{cls.__name__}" for env_id, cls in _PROBES.items()},
+    "mplearn/DeepSea-v0": "mplearn.envs.chain:DeepSeaEnv",
+    TREASURE_HUNT: "mplearn.envs.treasure:TreasureHuntEnv",
+}
+KIT_ENV_IDS = tuple(_ENTRY_POINTS)
+
+for _id, _entry in _ENTRY_POINTS.items():
+    if _id not in gym.registry:  # a re-import (importlib.reload) must not warn
+        gym.register(_id, entry_point=_entry)
 
 
-def make_agent_envs(env_id: str, n_agents: int, seed: int) -> AgentEnvironments:
-    return IndependentEnvs(env_id, n_agents, seed)
+def make_agent_envs(config, n_agents: int | None = None) -> AgentEnvironments:
+    """The actor's environments for ``config``: one shared world for the treasure hunt,
+    independent gymnasium copies (one per agent) for every other id."""
+    n = config.n_agents if n_agents is None else n_agents
+    if config.env_id == TREASURE_HUNT:
+        from mplearn.envs.treasure import TreasureWorld
+
+        return TreasureWorld(n_agents=n, seed=config.seed, **config.env_kwargs)
+    return IndependentEnvs(config.env_id, n, config.seed, config.env_kwargs)

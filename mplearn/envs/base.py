@@ -37,14 +37,20 @@ class AgentEnvironments(Protocol):
     def close(self) -> None: ...
 
 
-def env_spec(env_id: str) -> EnvSpec:
-    """The spaces of ``env_id``; ValueError (naming ``env_id``) unless Box obs, Discrete actions."""
+def env_spec(env_id: str, env_kwargs: dict | None = None) -> EnvSpec:
+    """The spaces of ``env_id``; ValueError (naming the field) unless Box obs, Discrete actions."""
     import mplearn.envs  # noqa: F401  (registers the kit's environments)
 
     try:
-        env = gym.make(env_id)
+        gym.spec(env_id)
     except Exception as e:  # gymnasium raises several error types for unknown ids
         raise ValueError(f"env_id: cannot make {env_id!r}: {str(e).splitlines()[0]}") from None
+    try:
+        env = gym.make(env_id, **(env_kwargs or {}))
+    except Exception as e:
+        what = f"env_kwargs: cannot make {env_id!r} with {env_kwargs}" if env_kwargs \
+            else f"env_id: cannot make {env_id!r}"
+        raise ValueError(f"{what}: {str(e).splitlines()[0]}") from None
     try:
         obs_space, act_space = env.observation_space, env.action_space
     finally:
@@ -59,10 +65,10 @@ def env_spec(env_id: str) -> EnvSpec:
 class IndependentEnvs:
     """One gymnasium environment per agent, reset automatically at the end of an episode."""
 
-    def __init__(self, env_id: str, n_agents: int, seed: int):
+    def __init__(self, env_id: str, n_agents: int, seed: int, env_kwargs: dict | None = None):
         self.n_agents = n_agents
-        self.spec = env_spec(env_id)
-        self._envs = [gym.make(env_id) for _ in range(n_agents)]
+        self.spec = env_spec(env_id, env_kwargs)
+        self._envs = [gym.make(env_id, **(env_kwargs or {})) for _ in range(n_agents)]
         # Distinct, reproducible seeds per agent; later resets continue each env's own RNG.
         self._obs = [np.asarray(env.reset(seed=seed * 1000 + i)[0], dtype=np.float32)
                      for i, env in enumerate(self._envs)]
