@@ -47,6 +47,7 @@ FORMAT = 1
 MAX_POINTS = 250  # records kept per series (learner and actor records are subsampled)
 DIGITS = 5  # significant digits kept for recorded floats
 RUNS = "runs"
+WINDOW_STEP = 100  # env steps between the points a window metric averages
 # Cost model for scheduling (ms per env step on an idle core of the dev machine): acting, and
 # learning per update. Used only to order runs and to skip one that cannot end in the budget.
 ACT_MS, LEARN_MS = 0.13, 2.24
@@ -411,11 +412,15 @@ def scenario_specs(scenario: Scenario) -> dict[str, list[RunSpec]]:
 
 
 def _metric(window: dict | None, steps: list, rets: list) -> float:
-    steps, rets = np.asarray(steps, dtype=float), np.asarray(rets, dtype=float)
+    """Final return, or the learning curve (running mean of the last 20 episodes) averaged
+    over the window's env steps, every 100: what the figure shows there. (A mean over the
+    episodes ending in the window would weigh a burst of short episodes by their number.)"""
+    rets = np.asarray(rets, dtype=float)
     if window is None:
         return float(rets[-FINAL_EPISODES:].mean()) if rets.size else math.nan
-    inside = (steps >= window["start"]) & (steps < window["end"])
-    return float(rets[inside].mean()) if inside.any() else math.nan
+    grid = np.arange(window["start"] + WINDOW_STEP, window["end"] + 1, WINDOW_STEP)
+    curve = stats.curves_on_grid([(steps, rets)], grid)[0]
+    return float(np.nanmean(curve)) if np.isfinite(curve).any() else math.nan
 
 
 def run_values(window: dict | None, rec: dict) -> tuple[float, float]:
@@ -581,7 +586,7 @@ class IssueResults:
         window = self.manifest["metric"]["window"]
         if window:
             left.axvspan(window["start"], window["end"], color="0.85", alpha=0.4, linewidth=0)
-            right.set_xlabel("mean return in the shaded window (IQM, 95% CI)")
+            right.set_xlabel("return averaged over the shaded window (IQM, 95% CI)")
         return fig
 
 

@@ -41,7 +41,7 @@ class Restart:
 
 @dataclass(frozen=True)
 class Window:
-    """The per-run value compared: mean return of the episodes ending in [start, end)."""
+    """The per-run value compared: the learning curve averaged over env steps start..end."""
 
     start: int
     end: int
@@ -62,6 +62,7 @@ class Scenario:
     mode: str  # inline | lockstep | async
     conditions: tuple[Condition, ...] = (Condition(),)
     overrides: dict = field(default_factory=dict)  # config fields common to every variant
+    broken_overrides: dict = field(default_factory=dict)  # ... for the broken variants only
     steps: int = STEPS
     seeds: int = SEEDS
     restart: Restart | None = None
@@ -76,7 +77,9 @@ class Scenario:
             for broken in (False, True):
                 name = "broken" if broken else "fixed"
                 out.append(Variant(f"{name}, {cond.label}" if cond.label else name,
-                                   cond.label, broken, overrides))
+                                   cond.label, broken,
+                                   {**overrides, **self.broken_overrides} if broken
+                                   else overrides))
         return out
 
     def pairs(self) -> list[tuple[str, str, str]]:
@@ -103,8 +106,8 @@ class Scenario:
     def metric_label(self) -> str:
         if self.metric is None:
             return "final return (mean of the last 20 episodes)"
-        return (f"mean return of the episodes ending in env steps "
-                f"[{self.metric.start}, {self.metric.end})")
+        return (f"return (mean of the last 20 episodes) averaged over env steps "
+                f"{self.metric.start} to {self.metric.end}")
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -150,8 +153,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         "torch.from_numpy keeps numpy's dtype: a replay that stores observations as numpy's "
         "default float64 (as the plan's did) meets float32 weights. The broken learner dies "
         "at its first update; the System raises its error (a crash by design, with its "
-        "partial curve).",
-        "inline", overrides={"replay_obs_dtype": "float64"}, diagnostics=("learner.loss",)),
+        "partial curve). The fixed conversion is exact, so the fixed system runs the same "
+        "with either replay dtype, bit for bit (tests/test_experiments.py checks it): its "
+        "runs are the default ones.",
+        "inline", broken_overrides={"replay_obs_dtype": "float64"},
+        diagnostics=("learner.loss",)),
     Scenario(
         "step_counter",
         "The training step counter never incremented: every update publishes and advances the "

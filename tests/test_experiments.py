@@ -172,3 +172,21 @@ def test_reproduce_argument_errors(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_fixed_runs_alike_with_a_float64_replay():
+    """Why batch_to_device's fixed variant reuses the default runs: the conversion is exact."""
+    config = Config(**TINY, mode="inline", total_env_steps=STEPS, device="cpu")
+    a = ex.run_one(ex.RunSpec(config))
+    b = ex.run_one(ex.RunSpec(config.replace(replay_obs_dtype="float64")))
+    assert a["status"] == b["status"] == "ok"
+    assert a["episodes"] == b["episodes"] and a["learner"][0]["loss"]
+    assert a["learner"][0]["loss"] == b["learner"][0]["loss"]
+
+
+def test_window_metric_averages_the_curve():
+    steps, rets = [50, 150, 250, 350], [10.0, 20.0, 30.0, 40.0]
+    window = {"start": 100, "end": 300}
+    # points 200 and 300: running means over the episodes so far: 15 and 20
+    assert ex.run_values(window, {"episodes": [[steps, rets]]}) == (25.0, 17.5)
+    assert np.isnan(ex.run_values({"start": 0, "end": 40}, {"episodes": [[steps, rets]]})[1])
