@@ -173,15 +173,13 @@ class Restart:
                                    title="training loss", logy=True)
         for ax in (left, right):
             ax.axvline(self.at, color="0.4", linewidth=1, linestyle=":")
-            ax.annotate("restart from the shared model", (self.at, 1.0),
-                        xycoords=("data", "axes fraction"), xytext=(-4, -4),
-                        textcoords="offset points", ha="right", va="top", fontsize="small")
-        fig.suptitle(f"A learner restarts from the shared model ({self.condition})")
+        fig.suptitle(f"A learner restarts from the shared model at the dotted line "
+                     f"({self.condition})")
         return fig
 
 
-def restart(condition: str = "hard copy /100", seeds: int = 2, steps: int = 2_200,
-            at: int = 1_700, learning_starts: int = 200) -> Restart:
+def restart(condition: str = "hard copy /100", seeds: int = 2, steps: int = 1_600,
+            at: int = 1_200, learning_starts: int = 200) -> Restart:
     """Train ``at`` env steps (CartPole-v1, copy path, inline), then restart from the shared
     models with epsilon 0.01 (a new actor, learner and replay) until ``steps``; fixed and
     broken, paired by seed. A short ``learning_starts`` lets both phases learn."""
