@@ -16,6 +16,7 @@ Prints one JSON object and saves it (``--out``).
 
     python benchmarks/exploration.py [--size 8] [--steps 10000] [--seeds 0 1 2 3 4]
                                      [--variants noisy no_noise noisy_eval_mode] [--jobs 1]
+    python benchmarks/exploration.py --merge A.json B.json --out C.json   # one table of both
 """
 
 from __future__ import annotations
@@ -99,6 +100,27 @@ def summarise(runs: list[dict], variants: list[str]) -> dict:
     return table
 
 
+def merge(paths: list[str], out_path: str) -> dict:
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    if len({(d["size"], d["steps"]) for d in parts}) != 1:
+        raise SystemExit("error: --merge: files differ in size or steps")
+    runs = [r for d in parts for r in d["runs"]]
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    out = {k: v for k, v in parts[0].items() if k not in ("runs", "variants", "wall_s")}
+    out.update(seeds=sorted({r["seed"] for r in runs}), merged_from=paths,
+               variants=summarise(runs, variants), runs=runs)
+    return _emit(out, out_path)
+
+
+def _emit(out: dict, out_path: str) -> dict:
+    text = json.dumps(out, indent=1)
+    print(text)
+    if out_path:
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_path).write_text(text + "\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8, help="DeepSea size N (N x N grid)")
@@ -108,7 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
                         choices=list(VARIANTS))
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one process each)")
     parser.add_argument("--out", default="benchmarks/results/exploration.json")
+    parser.add_argument("--merge", nargs="+", metavar="FILE",
+                        help="summarise the runs of earlier result files (same size and steps)")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     for v in args.variants:  # fail on a bad value before any run starts
         config_for(v, args.seeds[0], args.size, args.steps)
     tasks = [(v, s, args.size, args.steps) for s in args.seeds for v in args.variants]
@@ -127,12 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
                config={k: v for k, v in base.items() if k not in ("noisy", "fixes")},
                wall_s=round(time.perf_counter() - start, 1), jobs=args.jobs,
                load_average=os.getloadavg(), versions=library_versions())
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    return out
+    return _emit(out, args.out)
 
 
 if __name__ == "__main__":

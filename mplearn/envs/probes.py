@@ -75,9 +75,9 @@ class Distribution:
     def huber_quantile(self, tau: float, kappa: float) -> float:
         """The minimiser q of E[rho^kappa_tau(Z - q)], the quantile Huber loss IQN minimises.
 
-        kappa -> 0 gives the quantile F^-1(tau); for returns closer together than kappa the
-        loss is partly quadratic and its minimiser moves toward the mean (an expectile): at
-        kappa = 1, Z = +-1 w.p. 1/2, tau = 0.1 gives -0.889, not -1.
+        The loss is quadratic for errors below kappa, so the minimiser lies between the quantile
+        F^-1(tau) (kappa -> 0) and the expectile (kappa -> infinity): at kappa = 1, Z = +-1
+        w.p. 1/2, tau = 0.1 gives -0.889, not -1.
         """
         v, p = np.asarray(self.values, dtype=float), np.asarray(self.probs, dtype=float)
 
@@ -372,3 +372,8 @@ def probe_check(env_id: str, seed: int = 0, **overrides) -> ProbeResult:
                              system.updates[0])
     result.wall_s = time.perf_counter() - start
     return result
+
+
+def check_all(seed: int = 0, **overrides) -> list[ProbeResult]:
+    """``probe_check`` on every probe, in the order of ``PROBES``."""
+    return [probe_check(env_id, seed, **overrides) for env_id in PROBES]
