@@ -6,6 +6,7 @@ A bad argument or config value exits 2 with a one-line message naming it, withou
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,8 +18,16 @@ class UsageError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line too (``error: ...``, exit status 2); its
+    subparsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m mplearn", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="python -m mplearn", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train the actor/learner system and print a summary")
     run.add_argument("--env", default=Config.env_id, help="gymnasium id (Box obs, Discrete act)")
@@ -26,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=MODES, default=Config.mode)
     run.add_argument("--steps", type=int, default=Config.total_env_steps, help="per agent")
     run.add_argument("--seed", type=int, default=Config.seed)
+    run.add_argument("--learning-starts", type=int, default=Config.learning_starts,
+                     help="env steps per agent before the first update (< --steps)")
     run.add_argument("--device", default=Config.device, help="auto|cpu|cuda|mps (the learners)")
     run.add_argument("--broken", nargs="*", default=[], metavar="NAME",
                      help="learning issues to switch on (see the Fixes dataclass)")
@@ -53,7 +64,19 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> Config:
     return Config(env_id=args.env, n_agents=args.agents, mode=args.mode,
                   total_env_steps=args.steps, seed=args.seed, device=args.device,
-                  fixes=Fixes().without(*args.broken))
+                  learning_starts=args.learning_starts, fixes=Fixes().without(*args.broken))
+
+
+def _out_dir(out: Path) -> None:
+    """Create --out now: a path that cannot hold result.json must fail before the run."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"out: {str(out)!r} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"out: cannot create directory {str(out)!r}: {e.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"out: directory {str(out)!r} is not writable")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -66,6 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         system = System(config)  # checks the environment and device before any process starts
     except ValueError as e:  # ConfigError and the environment/device checks
         raise UsageError(str(e)) from None
+    if args.out is not None:
+        _out_dir(args.out)
     total = config.total_env_steps
     with tqdm(total=total, unit="step", desc=f"{config.mode} x{config.n_agents}",
               disable=args.quiet, file=sys.stderr) as bar:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 import re
 from dataclasses import dataclass, field
 
@@ -89,6 +90,9 @@ class Config:
         validate(self)
 
     def replace(self, **changes) -> Config:
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:  # else a TypeError about __init__
+            raise ConfigError(f"{unknown[0]}: unknown config field")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -162,6 +166,8 @@ def validate(c: Config) -> None:
             _fail(name, f"must be > 0, got {getattr(c, name)}")
     if c.seed < 0:
         _fail("seed", f"must be >= 0, got {c.seed}")
+    if c.seed >= 2**64:  # torch.manual_seed takes 64 bits
+        _fail("seed", f"must be < 2**64, got {c.seed}")
     if c.learning_starts < 0:
         _fail("learning_starts", f"must be >= 0, got {c.learning_starts}")
     if c.mode not in MODES:
@@ -190,9 +196,30 @@ def validate(c: Config) -> None:
     if c.learning_starts >= c.total_env_steps:
         _fail("learning_starts",
               f"must be < total_env_steps ({c.total_env_steps}), got {c.learning_starts}")
+    # A run that can never train is a mistake, whichever setting makes it so.
+    if c.batch_size > c.total_env_steps:
+        _fail("batch_size", f"must be <= total_env_steps ({c.total_env_steps}), got "
+                            f"{c.batch_size}: no update could run")
+    if c.updates_owed(c.total_env_steps) == 0:
+        _fail("updates_per_step", f"{c.updates_per_step} x (total_env_steps - learning_starts "
+                                  f"= {c.total_env_steps - c.learning_starts}) < 1: no update")
     if c.inject_fault and re.fullmatch(r"(actor|learner)@\d+", c.inject_fault) is None:
         _fail("inject_fault", f"must be '' or 'actor@N' or 'learner@N', got {c.inject_fault!r}")
+    if c.inject_fault:  # a fault the run never reaches would pass for a run without one
+        kind, at = c.inject_fault.split("@")
+        end = c.total_env_steps if kind == "actor" else c.updates_owed(c.total_env_steps)
+        if int(at) >= end:
+            unit = "env steps" if kind == "actor" else "updates"
+            _fail("inject_fault", f"{c.inject_fault!r} never fires: the {kind} does {end} {unit}")
     if not isinstance(c.env_kwargs, dict) or not all(isinstance(k, str) for k in c.env_kwargs):
         _fail("env_kwargs", f"expected a dict with str keys, got {c.env_kwargs!r}")
+    try:  # the actor process receives them
+        pickle.dumps(c.env_kwargs)
+    except Exception as e:
+        _fail("env_kwargs", f"must be picklable (the actor process gets them): "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}")
     if not isinstance(c.fixes, Fixes):
         _fail("fixes", f"expected a Fixes, got {type(c.fixes).__name__}")
+    for name, v in c.fixes.to_dict().items():  # a truthy string would pass for True
+        if not isinstance(v, bool):
+            _fail(f"fixes.{name}", f"expected a bool, got {v!r}")

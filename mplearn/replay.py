@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing as mp
+import os
 import weakref
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -54,6 +55,21 @@ def _layout(capacity: int, obs_shape: tuple[int, ...], obs_dtype: str = "float32
         offsets[name] = size
         size += capacity * math.prod(shape) * dtype.itemsize
     return offsets, max(size, 1)
+
+
+def check_shared_memory(buffers: int, rows: int, obs_shape: tuple[int, ...],
+                        obs_dtype: str = "float32", root: str = "/dev/shm") -> None:
+    """ValueError naming buffer_size when ``buffers`` buffers of which ``rows`` rows get written
+    cannot fit in ``root``. Creating a segment larger than the space left succeeds (its pages
+    come on first write); the writer dies of SIGBUS later, mid-run."""
+    if not os.path.isdir(root):
+        return  # no /dev/shm (not Linux): shared memory lives elsewhere
+    st = os.statvfs(root)
+    free, need = st.f_bavail * st.f_frsize, buffers * _layout(rows, obs_shape, obs_dtype)[1]
+    if need > free:
+        raise ValueError(f"buffer_size: {buffers} replay buffer(s) of {rows} rows need "
+                         f"{need / 2**20:.0f} MiB of shared memory, {root} has "
+                         f"{free / 2**20:.0f} MiB free (lower buffer_size or enlarge {root})")
 
 
 def _unlink_segment(shm: shared_memory.SharedMemory) -> None:

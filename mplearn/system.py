@@ -18,6 +18,7 @@ import queue
 import signal
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -27,11 +28,11 @@ import torch
 
 from mplearn.actor import Actor, actor_main
 from mplearn.channels import AgentChannel, Rendezvous
-from mplearn.config import Config
+from mplearn.config import Config, ConfigError
 from mplearn.envs import env_spec
 from mplearn.learner import Learner, learner_main, resolve_device
 from mplearn.metrics import Collector, Result
-from mplearn.replay import ReplayBuffer
+from mplearn.replay import ReplayBuffer, check_shared_memory
 from mplearn.weights import create_shared_model
 from mplearn.workers import DONE, ERROR, worker_main
 
@@ -50,23 +51,37 @@ def _killed(processes: list) -> bool:
 
 
 def _cleanup(processes: list, buffers: list, rendezvous: Rendezvous | None) -> None:
-    """Last resort (also run by the finalizer): stop, terminate, kill, unlink. Idempotent."""
-    # A worker killed inside the barrier's or the event's lock leaves it held for ever: then
-    # asking the others to stop would block; terminate them instead.
-    if rendezvous is not None and not _killed(processes):
-        rendezvous.stop()
+    """Last resort (also run by the finalizer): stop, terminate, kill, unlink. Idempotent.
+
+    A Ctrl-C waits until it is done (a few seconds at most): cut short, it would leave workers
+    and shared memory behind, and a finalizer runs only once."""
+    with _sigint_deferred():
+        # A worker killed inside the barrier's or the event's lock leaves it held for ever: then
+        # asking the others to stop would block; terminate them instead.
+        if rendezvous is not None and not _killed(processes):
+            rendezvous.stop()
+            for p in processes:
+                p.join(timeout=1.0)
         for p in processes:
-            p.join(timeout=1.0)
-    for p in processes:
-        if p.is_alive():
-            p.terminate()
-            p.join(timeout=1.0)
-        if p.is_alive():
-            p.kill()
-            p.join(timeout=1.0)
-    for b in buffers:
-        b.close()
-        b.unlink()
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=1.0)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=1.0)
+        for b in buffers:
+            b.close()
+            b.unlink()
+
+
+def _private(model: torch.nn.Module) -> None:
+    """Copy a shared model's tensors out of shared memory, in place: the same Parameter objects
+    and values, without the file descriptor each shared tensor keeps open."""
+    tensors = [*model.parameters(), *model.buffers(),
+               *(v for v in vars(model).values() if isinstance(v, torch.Tensor))]
+    with torch.no_grad():
+        for t in tensors:
+            t.data = t.data.clone()
 
 
 @contextmanager
@@ -82,12 +97,30 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def _sigint_deferred():
+    """Hold a Ctrl-C back until the block is done, then deliver it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, caught[0])  # Python's default handler raises KeyboardInterrupt
+
+
 class System:
     """``with System(config) as system: result = system.run()``."""
 
     def __init__(self, config: Config, source_models: list | None = None):
         """``source_models``: one model per agent whose weights (both networks) the shared
         models start from, as when a learner resumes from a checkpoint; None: fresh."""
+        if not isinstance(config, Config):
+            raise ConfigError(f"config: expected a Config, got {type(config).__name__}")
         self.config = config
         # Everything that can be wrong with the input fails here, before any process starts.
         if source_models is not None and len(source_models) != config.n_agents:
@@ -96,18 +129,34 @@ class System:
         self._sources = source_models or [None] * config.n_agents
         self.spec = env_spec(config.env_id, config.env_kwargs)
         resolve_device(config.device)
+        check_shared_memory(config.n_agents, min(config.buffer_size, config.total_env_steps),
+                            self.spec.obs_shape)
         self._ctx = mp.get_context("spawn")
         self._processes: list = []
         self._finalizer = None
         self._started = self._stopped = False
         self._done: set[str] = set()
         self.error: WorkerError | None = None
+        self._records = self._rendezvous = self._actor = None  # start() sets, stop() drops them
+        self.shared_models: list = []
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> System:
         if self._started:
             raise RuntimeError("System.start: already started; make a new System to run again")
         self._started = True
+        try:
+            self._launch()
+        except BaseException:  # an error or a Ctrl-C half-way: undo what had started
+            self._stopped = True
+            with _sigint_deferred():
+                if self._finalizer is not None:
+                    self._finalizer()
+                self._release()
+            raise
+        return self
+
+    def _launch(self) -> None:
         c, ctx, n = self.config, self._ctx, self.config.n_agents
         # FIX(worker_seeding): every agent's actor stream and every learner its own seed.
         if c.fixes.worker_seeding:
@@ -147,7 +196,6 @@ class System:
             for ch, s in zip(self.channels, learner_seeds, strict=True):
                 self._spawn(f"learner-{ch.agent_id}", learner_main, c, self.spec, ch, s,
                             self._rendezvous)
-        return self
 
     def _spawn(self, name: str, target: Callable, *args) -> None:
         p = self._ctx.Process(target=worker_main,
@@ -165,6 +213,8 @@ class System:
 
     @property
     def done(self) -> bool:
+        if not self._started:
+            return False
         if self.config.mode == "inline":
             return self._actor.env_steps >= self.config.total_env_steps and all(
                 lrn.updates_owed() == 0 for lrn in self._learners)
@@ -188,8 +238,12 @@ class System:
 
         Returns the env steps done per agent.
         """
+        if not self._started or self._stopped:
+            state = "stopped" if self._stopped else "not started"
+            raise RuntimeError(f"System.poll: the system is {state}")
         if self.config.mode == "inline":
-            self._inline_round()
+            if self.error is None:  # a failed inline worker stays failed
+                self._inline_round()
         else:
             self._drain(timeout)
             self._check_processes()
@@ -200,6 +254,7 @@ class System:
     def _inline_round(self) -> None:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the same arithmetic as the single-threaded workers
+        worker = "actor"  # who runs now: the name a failure gets, as in the other modes
         try:
             a, c = self._actor, self.config
             t0 = time.perf_counter()
@@ -207,16 +262,22 @@ class System:
                 a.step(self._records)
             t1 = time.perf_counter()
             for learner in self._learners:
+                worker = f"learner-{learner.channel.agent_id}"
                 learner.train_owed(self._records)
             self.inline_seconds["act"] += t1 - t0
             self.inline_seconds["learn"] += time.perf_counter() - t1
             if self.done:
+                worker = "actor"
                 a.record(self._records)
                 for learner in self._learners:
+                    worker = f"learner-{learner.channel.agent_id}"
                     learner.finish(self._records)
+        except Exception as e:
+            self.error = WorkerError(worker, traceback.format_exc())
+            raise self.error from e
         finally:
             torch.set_num_threads(threads)
-        self._drain(0.0)
+            self._drain(0.0)  # also what a failed round sent before its error
 
     def _drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -248,16 +309,30 @@ class System:
         self._stopped = True
         self.wall_s = time.perf_counter() - self._start_time
         try:
-            if self.config.mode != "inline" and not _killed(self._processes):
-                if not self.done:
-                    self._rendezvous.stop()
-                deadline = time.monotonic() + timeout
-                while any(p.is_alive() for p in self._processes) and time.monotonic() < deadline:
-                    self._drain(0.05)
-                self._drain(0.0)
+            if self.config.mode != "inline":
+                if not _killed(self._processes):
+                    if not self.done:
+                        self._rendezvous.stop()
+                    deadline = time.monotonic() + timeout
+                    while (any(p.is_alive() for p in self._processes)
+                           and time.monotonic() < deadline):
+                        self._drain(0.05)
+                self._drain(0.0)  # also what came since the last poll when a worker was killed
         finally:
-            self._finalizer()
+            with _sigint_deferred():
+                self._finalizer()
+                self._release()
         return self.result()
+
+    def _release(self) -> None:
+        """Drop what a stopped System would otherwise hold until it is collected: the records
+        queue and the stop event (named semaphores in /dev/shm, pipes), the inline actor's
+        environments, the shared models' memory (copied out: the weights stay readable)."""
+        if self._actor is not None:
+            self._actor.close()
+        self._records = self._rendezvous = None
+        for model in self.shared_models:
+            _private(model)
 
     def result(self) -> Result:
         if not self._started:
