@@ -5,9 +5,9 @@
 # step counter as fixed: `training_step = 0` is initialised in the learner process and
 # incremented, and the publish and epsilon schedules use it correctly.
 #
-# The review is right about the plan, so this notebook asks the other question: what happens
-# when that counter is wrong, as it was in an earlier version of the plan? Both ways it goes
-# wrong are silent. A counter never incremented makes every schedule fire on every update; a
+# The review is right about the plan. The counter is on its list because an earlier analysis of
+# the plan, which the review checks, had flagged it; so this notebook asks what happens when the
+# counter is wrong. Both ways it goes wrong are silent. A counter never incremented makes every schedule fire on every update; a
 # counter never initialised kills the learner process at its first update, and the rest of the
 # system carries on. Run it top to bottom (Restart & Run All); every number printed here is
 # computed by the cells above it.

@@ -3,9 +3,10 @@
 #
 # **The claim.** The plan's review (its "Learning Issues Evaluation Report") names duplicate
 # target network updates as one of three critical issues that must be fixed before the plan is
-# implemented, without saying more. The plan updated the target in two places: a soft update
-# inside `train_step`, and another one in the learner loop every `target_update_freq` = 4
-# steps.
+# implemented. It says so once, in its overall assessment: no section analyses the issue, and
+# its conclusion lists only two required fixes, neither of them this one. The plan updated the
+# target in two places: a soft update inside `train_step`, and another one in the learner loop
+# every `target_update_freq` = 4 steps.
 #
 # Whether a second update matters depends on what kind of update it is. This notebook measures
 # it for a hard copy and for a soft (Polyak) update, first exactly, then on learning. Run it top
