@@ -153,9 +153,10 @@ class Verdict:
 
 def verdict(issue_name: str, root: str = "data") -> Verdict:
     """Real when the paired difference fixed - broken has a 95% CI above 0 in every condition
-    (or the broken learner crashes); conditional when only in some; no effect when in none."""
+    (or the broken learner crashes); conditional when only in some; otherwise no effect, and
+    it says so when the broken variant did better (a CI below 0) somewhere."""
     results = experiments.load(issue_name, root)
-    shown, evidence = [], []
+    shown, reversed_, evidence = [], [], []
     for p in results.pairs:
         cond = p["condition"] or "default"
         d = results.differences[p["condition"]]
@@ -163,6 +164,7 @@ def verdict(issue_name: str, root: str = "data") -> Verdict:
         f, b = results.summaries[p["fixed"]], results.summaries[p["broken"]]
         effect = crashed == len(results.status[p["broken"]]) or d.ci_low > 0
         shown.append(effect)
+        reversed_.append(not effect and d.ci_high < 0)
         evidence.append(
             f"{cond}: fixed IQM {f.iqm:.1f} [{f.ci_low:.1f}, {f.ci_high:.1f}], broken "
             + (f"crashed in {crashed} of {len(results.status[p['broken']])} runs" if crashed
@@ -175,6 +177,10 @@ def verdict(issue_name: str, root: str = "data") -> Verdict:
     elif any(shown):
         text = "conditional: " + ", ".join(
             (p["condition"] or "default") for p, s in zip(results.pairs, shown, strict=True) if s)
+    elif any(reversed_):
+        text = "no harm measured; the broken variant learned faster in: " + ", ".join(
+            (p["condition"] or "default")
+            for p, r in zip(results.pairs, reversed_, strict=True) if r)
     else:
         text = "no effect measured"
     return Verdict(issue_name, text, evidence)
