@@ -126,35 +126,44 @@ class TornReads:
 
     def __str__(self) -> str:
         return "\n".join(
-            [f"{self.reads} actor copies per variant while a learner process publishes "
-             "(a copy is torn when its elements hold more than one version):"] +
+            [f"{self.reads} actor copies per variant while a (slowed-down) learner process "
+             "publishes; a copy is torn when its elements hold more than one version:"] +
             [f"  {v:<6}: {self.torn[v]:>4} torn ({self.fraction(v):.1%})"
              + (f", {self.retries} copies retried" if v == "fixed" else "")
              for v in VARIANTS])
 
 
-def _publish_versions_main(shared: IQNAgent, stop, pause_s: float, *, records) -> None:
+def _publish_versions_main(shared: IQNAgent, stop, tensor_s: float, pause_s: float, *,
+                           records) -> None:
     """A learner that publishes versions 1, 2, ... until ``stop``, every tensor of version k
-    filled with k, resting ``pause_s`` between publishes (its other updates)."""
+    filled with k. Slowed down on purpose: ``tensor_s`` after each tensor it writes (a publish
+    then lasts milliseconds, as a copy from a GPU can), ``pause_s`` between publishes (its
+    other updates)."""
     trainer = copy.deepcopy(shared)  # private tensors of the same shapes
     publisher = WeightPublisher(shared)
-    tensors = list(trainer.state_dict().values())
+    source = trainer.state_dict()
+    target = shared.state_dict()  # views of the shared storage
     version = 0
     with torch.no_grad():
         while not stop.is_set():
             version += 1
-            for t in tensors:
+            for t in source.values():
                 t.fill_(version)
-            publisher.publish(trainer, version)
+            with publisher.writing(version):  # the seqlock: odd while writing
+                for name, t in source.items():
+                    target[name].copy_(t)
+                    time.sleep(tensor_s)
             time.sleep(pause_s)
 
 
-def torn_reads(reads: int = 200, hidden_dim: int = 256, pause_s: float = 0.0) -> TornReads:
+def torn_reads(reads: int = 200, tensor_s: float = 0.0002, pause_s: float = 0.002,
+               spacing_s: float = 0.001) -> TornReads:
     """One learner process publishes versions 1, 2, ... (every tensor of version k filled with
-    k; non-stop by default, the worst case); this process copies the shared online network
-    ``reads`` times with a plain ``load_state_dict``-style reader (fix off), then with the
-    seqlock reader (fix on), and checks every copy."""
-    config = Config(device="cpu", hidden_dim=hidden_dim)  # wide: each publish takes a while
+    k; slowed down so that the race shows on any machine: the fraction measures this set-up,
+    not the real system); this process copies the shared online network ``reads`` times with
+    a plain ``load_state_dict``-style reader (fix off), then with the seqlock reader (fix on),
+    ``spacing_s`` apart, and checks every copy."""
+    config = Config(device="cpu")
     spec = env_spec(config.env_id)
     shared = create_shared_model(config, spec=spec)
     # The writer needs no optimizer: unpickling one costs a spawned child seconds of imports.
@@ -165,18 +174,19 @@ def torn_reads(reads: int = 200, hidden_dim: int = 256, pause_s: float = 0.0) ->
                                           Fixes().without("versioned_publish"))}
     torn = dict.fromkeys(VARIANTS, 0)
     stop = mp.get_context("spawn").Event()
-    writer = _writer(_publish_versions_main, shared, stop, pause_s)
+    writer = _writer(_publish_versions_main, shared, stop, tensor_s, pause_s)
     with torch_threads(1), writer as (process, records):
         try:
             while int(shared.weights_version) < 1:  # nothing published yet
                 _raise_if_dead(process, records)
-            # One variant after the other: alternating would start each plain copy right
-            # after a seqlock copy succeeded, i.e. between two writes, and hide the race.
-            for v in ("broken", "fixed"):
+                time.sleep(0.01)
+            for v in VARIANTS:
                 for _ in range(reads):
+                    _raise_if_dead(process, records)
                     readers[v].sync(force=True)
                     values = torch.cat([t.flatten() for t in locals_[v].state_dict().values()])
                     torn[v] += int(values.min() != values.max())
+                    time.sleep(spacing_s)
         finally:
             stop.set()
     return TornReads(reads, torn, readers["fixed"].retries)
