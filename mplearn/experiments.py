@@ -443,7 +443,8 @@ def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
                 rec = json.loads(path.read_text())
                 final, metric = run_values(window, rec)
                 row.update(status=rec["status"], env_steps=rec["env_steps"],
-                           final_return=_round(final), metric=_round(metric),
+                           updates=rec["updates"], final_return=_round(final),
+                           metric=_round(metric),
                            wall_s=rec["wall_s"], machine=rec["machine"]["label"],
                            error=rec["error"])
                 where = machines.setdefault(rec["machine"]["label"], {
@@ -512,8 +513,23 @@ def run_scenarios(scenarios: list[Scenario], root: str | Path = "data",
     report = run_sweep(specs, root, jobs, progress, budget_s)
     command = command or " ".join(["python -m mplearn", *sys.argv[1:]])
     for s in scenarios:
-        write_manifest(s, root, command)
+        if write_manifest(s, root, command)["complete"]:
+            save_figures(s.issue, root)
     return report
+
+
+def save_figures(issue_name: str, root: str | Path = "data") -> list[Path]:
+    """``<root>/<issue>/figure.png`` (one per condition: ``figure_<i>.png``), a quick look at
+    what ``load(issue_name).figure()`` draws."""
+    res = load(issue_name, root)
+    conditions = [p["condition"] for p in res.pairs]
+    paths = []
+    for i, condition in enumerate(conditions):
+        name = "figure.png" if len(conditions) == 1 else f"figure_{i + 1}.png"
+        path = Path(root) / issue_name / name
+        res.figure(condition).savefig(path, dpi=80)
+        paths.append(path)
+    return paths
 
 
 def reproduce(names: Iterable[str] | None = None, steps: int | None = None,

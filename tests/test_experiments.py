@@ -89,6 +89,9 @@ def test_manifest_provenance(swept):
     assert p["machines"][0]["cores"] >= 1 and p["run_dates"][0] <= p["run_dates"][1]
     for r in m["runs"]:
         assert {"variant", "seed", "env_steps", "final_return", "status", "file"} <= set(r)
+        assert r["updates"][0] == (STEPS - TINY["learning_starts"] if r["status"] == "ok"
+                                   else 0)
+    assert (root / "batch_to_device" / "figure.png").stat().st_size > 0
 
 
 def test_load(swept):
