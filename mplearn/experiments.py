@@ -602,7 +602,7 @@ class IssueResults:
         window = self.manifest["metric"]["window"]
         if window:
             left.axvspan(window["start"], window["end"], color="0.85", alpha=0.4, linewidth=0)
-            right.set_xlabel("return averaged over the shaded window (IQM, 95% CI)")
+            right.set_xlabel("return in the shaded window (IQM, 95% CI)")
         return fig
 
 
