@@ -179,9 +179,10 @@ print(notebook.verdict("versioned_publish", root=DATA))
 # torn copy mixes two versions one update apart, which pick the same action in 99% of states
 # or more. The returns agree:
 # the paired difference fixed - broken is -15.3 [-35.4, -0.3], P(fixed > broken) 0.40. That
-# interval lies just below zero; async runs are not reproducible step for step, five of them
-# are few, and nothing in the mechanism would make torn copies *help*, so we read it as
-# noise, not as a benefit. Keep the seqlock anyway: it makes every copy correct by
+# interval lies just below zero, which the verdict line reports as the broken variant
+# learning faster; but async runs are not reproducible step for step, five of them are few,
+# and nothing in the mechanism would make torn copies *help*, so we read it as noise, not as
+# a benefit. Keep the seqlock anyway: it makes every copy correct by
 # construction, and a larger network, a slower publish (from a GPU) or publishes further
 # apart would make torn copies more frequent and more different.
 

@@ -167,12 +167,12 @@ print(notebook.verdict("throttle", root=DATA))
 #   updates instead of 1,200, a ratio of 0.1 instead of 0.05. At this deliberately low ratio
 #   more updates learn faster: a final IQM of 101.9 against 40.6.
 #
-# So the fix does not raise the return, and the verdict line reports "no effect measured"
-# because that is the only question it asks. Leaving the learner free is still a mistake, and
-# the lockstep runs show why: the unthrottled system ran a different algorithm (twice the
-# updates per env step). Any comparison that includes it, whether multiprocess against
-# sequential or fixed against broken, then measures the ratio rather than the thing you meant
-# to compare.
+# The verdict line above asks only whether the fix raises the return: it does not, and in
+# lockstep the unthrottled variant even ends higher. Leaving the learner free is still a
+# mistake, and the lockstep runs show why: the unthrottled system ran a different algorithm
+# (twice the updates per env step). Any comparison that includes it, whether multiprocess
+# against sequential or fixed against broken, then measures the ratio rather than the thing
+# you meant to compare.
 
 # %% [markdown]
 # ## 3 · Inline vs async: how close to the ideal overlap?
