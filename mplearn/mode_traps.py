@@ -15,8 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
+
+from mplearn.config import Config
+from mplearn.envs import env_spec
+from mplearn.weights import build_network
 
 OFFSET, SCALE = 50.0, 20.0  # raw features far from mean 0, variance 1 (positions, counts)
 
@@ -31,6 +36,18 @@ def _data(seed: int, n: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     z = torch.randn(n, 8, generator=g)
     w = torch.randn(8, 2, generator=g)
     return z * SCALE + OFFSET, torch.tanh(z @ w)  # raw inputs, a target of the normalised ones
+
+
+@torch.no_grad()
+def kit_network_mode_difference(noisy: bool) -> float:
+    """Max |output in train mode - output in eval mode| of the kit's IQN network (CartPole
+    shapes, default size), same input and taus: 0 for a plain MLP."""
+    config = Config(noisy=noisy)
+    spec = env_spec(config.env_id)
+    torch.manual_seed(0)
+    net = build_network(spec, config)
+    obs, taus = torch.randn(16, *spec.obs_shape), torch.rand(16, config.num_tau_samples)
+    return (net.train()(obs, taus) - net.eval()(obs, taus)).abs().max().item()
 
 
 def act_with_batch_of_one() -> str:
@@ -98,23 +115,47 @@ def train_in_eval_mode(steps: int = 200, lr: float = 1e-2) -> list[ModeRun]:
 
 # --- noise scales: what a run's sigma extra holds ---------------------------------------------
 
-def sigma_rows(per_variant: dict[str, list]) -> str:
-    """One line per variant and seed: the mean |sigma| of the noisy layers at the start and the
-    end of a run, and the largest change of any sigma. ``per_variant`` maps a variant to its
-    per-seed ``sigma`` extras (one entry per phase, each one per agent), as
+def sigma_rows(per_variant: dict[str, list], per_seed: bool = True) -> str:
+    """The mean |sigma| of the noisy layers at the start and the end of each run, and the
+    largest change of any sigma: one line per variant and seed, or (``per_seed=False``) per
+    variant with the range over its seeds. ``per_variant`` maps a variant to its per-seed
+    ``sigma`` extras (one entry per phase, each one per agent), as
     ``IssueResults.extras["sigma"]`` holds them."""
-    lines = [f"  {'variant':<20}{'seed':>5}{'mean |sigma| start':>20}{'end':>9}"
-             f"{'largest change':>16}"]
+    head = "seed" if per_seed else "seeds"
+    lines = [f"  {'variant':<20}{head:>6}{'mean |sigma| start':>20}{'end':>18}"
+             f"{'largest change':>18}"]
     for variant, seeds in per_variant.items():
-        for seed, phases in enumerate(seeds):
-            if not phases:
-                continue
-            s = phases[0][0]  # first phase, agent 0
-            lines.append(f"  {variant:<20}{seed:>5}{s['start']:>20.4f}{s['end']:>9.4f}"
-                         f"{s['change']:>16.4f}")
+        rows = [phases[0][0] for phases in seeds if phases]  # first phase, agent 0
+        if per_seed:
+            lines += [f"  {variant:<20}{seed:>6}{s['start']:>20.4f}{s['end']:>18.4f}"
+                      f"{s['change']:>18.4f}" for seed, s in enumerate(rows)]
+        elif rows:
+            start, end, change = (_span([r[k] for r in rows]) for k in ("start", "end", "change"))
+            lines.append(f"  {variant:<20}{len(rows):>6}{start:>20}{end:>18}{change:>18}")
     return "\n".join(lines)
+
+
+def _span(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.4f}" if low == high else f"{low:.4f} to {high:.4f}"
 
 
 def live_sigmas(live) -> dict[str, list]:
     """``sigma_rows``'s input from a ``notebook.Live`` run."""
     return {v: [r["extras"].get("sigma") for r in recs] for v, recs in live.records.items()}
+
+
+def steps_to_reach(results, level: float, condition: str | None = None) -> str:
+    """Per variant of an ``IssueResults`` (those of ``condition`` only, if given): for each
+    seed, the first env step (on the results' grid) at which the running return (mean of the
+    last 20 episodes) reached ``level``."""
+    step = int(results.grid[1] - results.grid[0]) if len(results.grid) > 1 else 0
+    lines = [f"first env step at which the running return reached {level:g} (grid of {step}), "
+             f"per seed:"]
+    for variant, curves in results.curves.items():
+        if condition is not None and not variant.endswith(condition):
+            continue
+        firsts = [f"{int(results.grid[np.argmax(c >= level)]):,}" if (c >= level).any()
+                  else "never" for c in curves]
+        lines.append(f"  {variant:<20}" + ", ".join(firsts))
+    return "\n".join(lines)
