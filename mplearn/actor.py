@@ -62,6 +62,7 @@ class Actor:
         self.env_steps = 0  # per agent: every agent takes one step per actor step
         self._fault_at = config.fault_at("actor")
         self.syncs = 0
+        self.unpulled_steps = [0] * len(channels)  # steps acted with weights never pulled
         self._lag = np.zeros(len(channels))  # summed policy lag since the last record
         self._lag_steps = 0
 
@@ -100,6 +101,7 @@ class Actor:
         for i, ch in enumerate(self.channels):
             epsilon = float(ch.epsilon.value)
             version = self.subscribers[i].version
+            self.unpulled_steps[i] += self.subscribers[i].copies == 0
             action = self.act(i, epsilon)
             r = self.envs.step(i, action)
             # FIX(truncation_bootstrap): a time limit is not a terminal state.
@@ -130,7 +132,9 @@ class Actor:
                 env_step=self.env_steps, time=time.time(),
                 policy_lag=self._lag[i] / self._lag_steps,
                 epsilon=float(ch.epsilon.value), version=self.subscribers[i].version,
-                syncs=self.syncs, sync_retries=self.subscribers[i].retries)))
+                syncs=self.syncs, sync_retries=self.subscribers[i].retries,
+                checked_syncs=self.subscribers[i].checked,
+                unpulled_steps=self.unpulled_steps[i], threads=torch.get_num_threads())))
         self._lag[:] = 0
         self._lag_steps = 0
 

@@ -311,5 +311,5 @@ def explain_error(error: BaseException | str) -> Finding | None:
     for signature, issue, hint in _ERROR_SIGNATURES:
         if signature in text:
             last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
-            return Finding(issue, False, f"a worker died: {last[:160]}", hint)
+            return Finding(issue, False, f"the run failed with {last[:160]}", hint)
     return None

@@ -64,6 +64,9 @@ class Config:
     updates_per_step: float = 1.0  # update-to-data ratio, enforced in every mode
     learning_starts: int = 1_000  # env steps (per agent) before the first update
     buffer_size: int = 50_000
+    # Storage dtype of replay observations. The plan's buffer kept numpy's default, float64:
+    # the batch must then be converted to the model's dtype (the batch_to_device issue).
+    replay_obs_dtype: str = "float32"
     tau: float = 1.0  # target update: theta' <- tau * theta + (1 - tau) * theta' (1.0 = hard copy)
     target_update_period: int = 100  # learner updates between target updates
 
@@ -142,6 +145,7 @@ _POSITIVE_INTS = (
 )
 _TYPES = {
     "env_id": str, "mode": str, "device": str, "learner_path": str, "inject_fault": str,
+    "replay_obs_dtype": str,
     "dueling": bool, "noisy": bool, "double_dqn": bool,
 }
 
@@ -176,6 +180,8 @@ def validate(c: Config) -> None:
         _fail("device", f"must be one of {'|'.join(DEVICES)}, got {c.device!r}")
     if c.learner_path not in LEARNER_PATHS:
         _fail("learner_path", f"must be one of {'|'.join(LEARNER_PATHS)}, got {c.learner_path!r}")
+    if c.replay_obs_dtype not in ("float32", "float64"):
+        _fail("replay_obs_dtype", f"must be float32|float64, got {c.replay_obs_dtype!r}")
     if not 0.0 <= c.dropout < 1.0:
         _fail("dropout", f"must be in [0, 1), got {c.dropout}")
     if not 0.0 < c.gamma <= 1.0:

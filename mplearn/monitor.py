@@ -202,7 +202,10 @@ class Monitor:
                 "torch.set_num_threads(1) in every worker"))
         if learner:
             lrn = learner[-1]
-            if lrn["epsilon"] < c.epsilon_start - 0.1 and abs(r["epsilon"] - lrn["epsilon"]) > 0.1:
+            # The actor still at the initial epsilon, after the learner had decayed it: records
+            # of the two are taken at different times, so compare only that way round.
+            if (lrn["epsilon"] < c.epsilon_start - 0.1 and r["epsilon"] == c.epsilon_start
+                    and lrn["env_step"] <= r["env_step"]):
                 self._add(Finding(
                     "shared_epsilon", False,
                     f"the actor explores with epsilon {r['epsilon']:.3f}; the learner's is "
@@ -244,12 +247,15 @@ class Monitor:
                     f"{both} of {int(truncated.sum())} time-limit rows stored as terminal",
                     "store terminated, not `terminated or truncated`"))
         if len(samples) > 1:
-            n = min(len(b) for b in buffers)
-            n = min(n, 200)
-            if n >= 50:
-                same = np.mean([np.mean(samples[0]["actions"][:n] == s["actions"][:n])
-                                for s in samples[1:]])
+            # Rows collected while exploring at random (stored epsilon >= 0.9): there the
+            # actions come from the workers' random streams alone, not from their networks.
+            n = min(min(len(b) for b in buffers), 1000)
+            random = np.all([s["epsilons"][:n] >= 0.9 for s in samples], axis=0)
+            if random.sum() >= 50:
+                same = np.mean([np.mean(samples[0]["actions"][:n][random]
+                                        == s["actions"][:n][random]) for s in samples[1:]])
                 self._add(Finding(
                     "worker_seeding", same < 0.9,
-                    f"{same:.0%} of the first {n} actions are the same across agents",
+                    f"{same:.0%} of {int(random.sum())} random exploration actions are the same "
+                    "across agents",
                     "seed every worker's random streams differently (SeedSequence.spawn)"))

@@ -130,7 +130,7 @@ class System:
         self.spec = env_spec(config.env_id, config.env_kwargs)
         resolve_device(config.device)
         check_shared_memory(config.n_agents, min(config.buffer_size, config.total_env_steps),
-                            self.spec.obs_shape)
+                            self.spec.obs_shape, config.replay_obs_dtype)
         self._ctx = mp.get_context("spawn")
         self._processes: list = []
         self._finalizer = None
@@ -168,8 +168,8 @@ class System:
             torch.manual_seed(c.seed)  # paired runs: the same seed gives the same initial weights
             self.shared_models = [create_shared_model(c, source, spec=self.spec)
                                   for source in self._sources]
-        self.buffers = [ReplayBuffer(c.buffer_size, self.spec.obs_shape, ctx, c.fixes)
-                        for _ in range(n)]
+        self.buffers = [ReplayBuffer(c.buffer_size, self.spec.obs_shape, ctx, c.fixes,
+                                     c.replay_obs_dtype) for _ in range(n)]
         self.channels = [
             AgentChannel(i, self.shared_models[i], self.buffers[i],
                          epsilon=ctx.Value("d", c.epsilon_start, lock=False),
@@ -217,7 +217,7 @@ class System:
             return False
         if self.config.mode == "inline":
             return self._actor.env_steps >= self.config.total_env_steps and all(
-                lrn.updates_owed() == 0 for lrn in self._learners)
+                lrn.updates_owed() <= 0 for lrn in self._learners)
         return len(self._done) == len(self._processes)
 
     @property

@@ -33,7 +33,10 @@ def cells_of(source: str) -> list:
                              for line in text.splitlines())
             cells.append(nbformat.v4.new_markdown_cell(text))
         elif kind == "code" and text:
-            cells.append(nbformat.v4.new_code_cell(text))
+            cell = nbformat.v4.new_code_cell(text)
+            if text.startswith("# NBVAL_RAISES_EXCEPTION"):  # nbclient runs on past it too
+                cell.metadata["tags"] = ["raises-exception"]
+            cells.append(cell)
 
     for line in source.splitlines():
         if line.startswith("# %%"):

@@ -23,6 +23,7 @@ import pytest
 from mplearn import Config, Result, System, WorkerError, train
 from mplearn.channels import AgentChannel
 from mplearn.envs import env_spec
+from mplearn.fixes import Fixes
 from mplearn.learner import learner_main
 from mplearn.replay import ReplayBuffer
 from mplearn.weights import create_shared_model
@@ -422,3 +423,13 @@ def test_result_json_round_trip(runs, tmp_path):
     assert (loaded.config, loaded.seed, loaded.versions) == (
         result.config, result.seed, result.versions)
     assert Config.from_dict(loaded.config) == cfg
+
+
+def test_an_unthrottled_inline_run_ends():
+    # The broken learner over-trains, so updates owed go negative: the run must still end.
+    config = Config(mode="inline", device="cpu", total_env_steps=300, learning_starts=100,
+                    batch_size=16, hidden_dim=16, updates_per_step=0.05,
+                    fixes=Fixes().without("throttle"))
+    result = train(config)
+    assert result.env_steps == 300
+    assert result.updates[0] > config.updates_owed(300)
