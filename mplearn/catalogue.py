@@ -91,7 +91,8 @@ ISSUES: tuple[Issue, ...] = (
         mechanism="share_memory() shares tensor storages only: a plain attribute set on the "
                   "shared model in the learner never reaches the actor process.",
         where="any value published as a Python attribute across processes",
-        symptom="actors explore at the initial epsilon forever; loss falls, return does not",
+        symptom="actors explore at the initial epsilon forever; return stays at the "
+                "random-policy level while the learner's own epsilon has decayed",
         diagnostic="checks.shared_memory(model) flags plain number attributes; the epsilon "
                    "stored with each transition; Monitor: actor's epsilon vs the learner's",
         notebook="05_epsilon_across_processes",
@@ -103,8 +104,9 @@ ISSUES: tuple[Issue, ...] = (
         mechanism="The quantile Huber loss with kappa = 1 bounds each element's gradient, so "
                   "clipping matters less than for an MSE loss; it can matter with large reward "
                   "scales or high learning rates. The origin had it commented out.",
-        where="large rewards, high learning rates",
-        symptom="gradient-norm spikes, unstable learning",
+        where="expected with large rewards or high learning rates; measured on CartPole, the "
+              "clip acts on nearly every update and at lr 1e-2 it slowed learning",
+        symptom="without it: gradient-norm spikes; with it at a low limit: smaller steps",
         diagnostic="checks.gradient_clipped(model, max_norm) before step(); pre-clip norm "
                    "and fraction clipped in the learner records; Monitor: norm stepped with",
         notebook="06_gradient_clipping",
