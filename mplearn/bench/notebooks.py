@@ -1,5 +1,10 @@
 """Notebooks: the wall time of each ``notebooks/*.ipynb`` under ``pytest --nbval-lax`` (every
-cell runs; outputs are not compared), and whether it passed. No notebooks: an empty list.
+cell runs; only cells marked ``# NBVAL_CHECK_OUTPUT`` are compared), and whether it passed.
+No notebooks: an empty list.
+
+pytest runs from the notebooks folder's parent, so the repository's pytest options (the
+sanitizer of notebooks/sanitize.cfg) apply as in ``pytest notebooks/``; nbval starts each
+kernel in the notebook's own folder.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def time_notebook(path: Path, cell_timeout: float | None = None) -> dict:
-    command = [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-               str(path)]
+    command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
+               "-p", "no:cacheprovider", str(path)]
     if cell_timeout is not None:  # nbval stops its own kernel: nothing is left running
         command.append(f"--nbval-cell-timeout={cell_timeout}")
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          check=False, cwd=path.parent)
+                          check=False, cwd=path.parent.parent)
     wall = time.perf_counter() - start
     last = proc.stdout.strip().splitlines()[-1:] or [""]
     return {"notebook": path.name, "wall_s": wall, "passed": proc.returncode == 0,

@@ -12,6 +12,7 @@ applies; ``whole_run`` gives them from the first env step to the end, start-up i
 
 from __future__ import annotations
 
+import os
 import time
 
 from mplearn.bench.common import machine, parse_set, parser
@@ -128,7 +129,8 @@ def run(agents: list[int], steps: int, overrides: dict, repeats: int = 1) -> dic
 
 
 def _run(configs: dict[int, Config], overrides: dict, steps: int, repeats: int) -> dict:
-    out = {"benchmark": "throughput", "machine": machine(), "overrides": overrides,
+    out = {"benchmark": "throughput", "machine": machine(), "cpus": os.cpu_count(),
+           "overrides": overrides,
            "steps": steps, "repeats": repeats, "origin_speedup": list(ORIGIN_SPEEDUP),
            "agents": {}}
     for n, config in configs.items():
