@@ -136,7 +136,7 @@ def device_mismatch() -> dict:
 
 def run(batches: list[int], quantiles: tuple[int, int, int], min_seconds: float,
         e2e_steps: int) -> dict:
-    default_threads = torch.get_num_threads()
+    started_on, default_threads = machine(), torch.get_num_threads()
     n, n_prime, k = quantiles
     configs = [Config(batch_size=b, num_tau_samples=n, num_tau_prime_samples=n_prime,
                       num_quantile_samples=k) for b in batches]
@@ -147,7 +147,7 @@ def run(batches: list[int], quantiles: tuple[int, int, int], min_seconds: float,
         rates.append(learner_rate(c.replace(device="cpu"), 1, min_seconds))
         if default_threads > 1:
             rates.append(learner_rate(c.replace(device="cpu"), default_threads, min_seconds))
-    out = {"benchmark": "gpu", "machine": machine(), "default_threads": default_threads,
+    out = {"benchmark": "gpu", "machine": started_on, "default_threads": default_threads,
            "learner": rates,
            "publish": [cuda_publish(Config(hidden_dim=h), min_seconds / 4) for h in (64, 256)],
            "d2h_bandwidth": d2h_copy(64 * 2**20, min_seconds / 2),

@@ -34,9 +34,11 @@ def time_notebook(path: Path, cell_timeout: float | None = None) -> dict:
 
 
 def run(directory: Path = NOTEBOOKS, cell_timeout: float | None = None) -> dict:
+    started_on = machine()
     paths = sorted(directory.glob("*.ipynb"))
     results = [time_notebook(p, cell_timeout) for p in paths]
-    return {"benchmark": "notebooks", "machine": machine(), "directory": str(directory),
+    return {"benchmark": "notebooks", "machine": started_on, "directory": str(directory),
+            "load_avg_1m_after": machine()["load_avg_1m"],
             "notebooks": results, "total_wall_s": sum(r["wall_s"] for r in results),
             "passed": f"{sum(r['passed'] for r in results)}/{len(results)}"}
 

@@ -7,6 +7,7 @@ episodes of agent 0 average at least ``--target``, or ``--steps`` env steps pass
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +26,7 @@ WINDOW = 20  # episodes in the solve criterion
 
 def solve(config: Config, target: float, window: int = WINDOW) -> dict:
     """Run until the last-``window`` mean return reaches ``target``; stop there."""
+    load = os.getloadavg()[0]  # other work on the machine slows a run's wall time
     start = time.perf_counter()
     solved_at = None
     with System(config) as system:
@@ -41,7 +43,7 @@ def solve(config: Config, target: float, window: int = WINDOW) -> dict:
             "wall_s": round(time.perf_counter() - start, 2), "episodes": len(rets),
             "best_last20": max((float(np.mean(rets[i - window:i]))
                                 for i in range(window, len(rets) + 1)), default=None),
-            "updates": result.updates[0]}
+            "updates": result.updates[0], "load_avg_1m_at_start": round(load, 2)}
 
 
 def pool_worker_init() -> None:
@@ -58,9 +60,10 @@ def solve_seeds(configs: list[Config], target: float, jobs: int = 1) -> list[dic
         return list(pool.map(solve, configs, [target] * len(configs)))
 
 
-def summarize(runs: list[dict], configs: list[Config], target: float, overrides: dict) -> dict:
+def summarize(runs: list[dict], configs: list[Config], target: float, overrides: dict,
+              started_on: dict) -> dict:
     solved = [r for r in runs if r["solved"]]
-    return {"benchmark": "solve", "machine": machine(), "env_id": configs[0].env_id,
+    return {"benchmark": "solve", "machine": started_on, "env_id": configs[0].env_id,
             "mode": configs[0].mode, "target": target,
             "max_env_steps": configs[0].total_env_steps, "overrides": overrides,
             "solved": f"{len(solved)}/{len(runs)}",
@@ -85,7 +88,8 @@ def build(argv: list[str]):
                for s in args.seeds]
 
     def job() -> dict:
+        started_on = machine()
         runs = solve_seeds(configs, args.target, args.jobs)
-        return summarize(runs, configs, args.target, overrides)
+        return summarize(runs, configs, args.target, overrides, started_on)
 
     return job
