@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from mplearn import Config, Fixes, System
-from mplearn.metrics import library_versions
-from mplearn.networks import NoisyLinear
+from mplearn.core.metrics import library_versions
+from mplearn.core.networks import NoisyLinear
 
 ENV_ID = "mplearn/DeepSea-v0"
 FOUND = 0.5  # an episode whose return exceeds this reached the treasure (+1 - 0.01 at most)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mplearn.envs.treasure import TreasureWorld
-from mplearn.metrics import library_versions
+from mplearn.core.metrics import library_versions
 
 GOAL = 50_000  # agent-steps/s on one core
 

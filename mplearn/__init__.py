@@ -1,11 +1,17 @@
-"""mplearn: multiprocess actor/learner deep RL (IQN), every learning issue a switch."""
+"""mplearn: multiprocess actor/learner deep RL (IQN), every learning issue a switch.
 
-__version__ = "0.1.0"
+Four rooms: ``mplearn.core`` (the system under study), ``mplearn.issues`` (one module per
+learning issue), ``mplearn.lab`` (experiments, statistics, plots, notebook support) and
+``mplearn.diagnose`` (checks a user runs on their own code).
+"""
 
-from mplearn.config import Config, ConfigError  # noqa: E402
-from mplearn.fixes import Fixes  # noqa: E402
-from mplearn.metrics import Result  # noqa: E402
-from mplearn.system import System, WorkerError, train  # noqa: E402
+__version__ = "0.2.0"
 
-__all__ = ["Config", "ConfigError", "Fixes", "Result", "System", "WorkerError", "train",
+from mplearn.core.config import Config, ConfigError  # noqa: E402
+from mplearn.core.fixes import Fixes  # noqa: E402
+from mplearn.core.metrics import Result  # noqa: E402
+from mplearn.core.system import System, WorkerError, train  # noqa: E402
+from mplearn.diagnose import checks  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "Fixes", "Result", "System", "WorkerError", "checks", "train",
            "__version__"]

@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from mplearn.config import MODES, Config
-from mplearn.fixes import Fixes
+from mplearn.core.config import MODES, Config
+from mplearn.core.fixes import Fixes
 
 
 class UsageError(Exception):
@@ -82,7 +82,7 @@ def _out_dir(out: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mplearn.system import System
+    from mplearn.core.system import System
 
     try:
         config = _config(args)
@@ -114,7 +114,9 @@ def cmd_issues(args: argparse.Namespace) -> int:
     import json
     import textwrap
 
-    from mplearn.catalogue import ISSUES
+    from mplearn.issues import all_issues
+
+    ISSUES = all_issues()
 
     if args.json:
         print(json.dumps([i.to_dict() for i in ISSUES], indent=1))
@@ -132,7 +134,8 @@ def cmd_issues(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from mplearn.mechanisms import CHECKS, run_check
+    from mplearn.issues import NAMES as CHECKS
+    from mplearn.issues import run_check
 
     if args.name not in CHECKS:
         raise UsageError(f"name: no mechanism check for {args.name!r}; "
@@ -156,7 +159,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from mplearn.experiments import reproduce, select
+    from mplearn.lab.experiments import reproduce, select
 
     try:
         select(args.names, args.steps, args.seeds)  # every name and config, before any run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mplearn import attribute_sharing
+from mplearn.issues import shared_epsilon as attribute_sharing
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mplearn import batch_conversion
+from mplearn.issues import batch_to_device as batch_conversion
 
 
 def test_from_numpy_keeps_float64_and_the_layer_refuses_it():

@@ -5,10 +5,10 @@ passes every check."""
 from __future__ import annotations
 
 import pytest
+from mplearn.diagnose import buggy_learner as script
 
-from mplearn import checks
 from mplearn.bench.common import torch_threads
-from mplearn.examples import buggy_learner as script
+from mplearn.diagnose import checks
 
 ALL = frozenset(script.BUGS)
 STEPS = 100  # enough for a target copy, publishes and epsilon decays

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from mplearn import checks
-from mplearn.networks import IQNNetwork
+from mplearn.core.networks import IQNNetwork
+from mplearn.diagnose import checks
 
 
 def mlp() -> nn.Module:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mplearn import clipping, iqn
+from mplearn.core import iqn
+from mplearn.issues import grad_clip as clipping
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from mplearn.config import Config, ConfigError
-from mplearn.fixes import Fixes
+from mplearn.core.config import Config, ConfigError
+from mplearn.core.fixes import Fixes
 
 # --- construction and validation -----------------------------------------------------------
 

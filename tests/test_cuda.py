@@ -10,8 +10,8 @@ import torch
 
 from mplearn import Config, Fixes, WorkerError, train
 from mplearn.bench import build
+from mplearn.core.weights import WeightPublisher, create_shared_model, make_train_copy
 from mplearn.envs import env_spec
-from mplearn.weights import WeightPublisher, create_shared_model, make_train_copy
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

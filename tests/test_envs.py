@@ -14,9 +14,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from mplearn import Config, ConfigError
+from mplearn.core.networks import IQNNetwork
 from mplearn.envs import KIT_ENV_IDS, IndependentEnvs, env_spec, make_agent_envs
 from mplearn.envs.probes import PROBE_GAMMA, PROBES, Distribution, compare
-from mplearn.networks import IQNNetwork
 
 
 @pytest.mark.parametrize("env_id", KIT_ENV_IDS)

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from mplearn.issues import scenarios
+from mplearn.issues.base import Scenario
 
-from mplearn import experiments as ex
 from mplearn.__main__ import main
-from mplearn.config import Config
-from mplearn.fixes import Fixes
-from mplearn.scenarios import SCENARIOS, Scenario
-from mplearn.system import System
+from mplearn.core.config import Config
+from mplearn.core.fixes import Fixes
+from mplearn.core.system import System
+from mplearn.lab import experiments as ex
 
 TINY = {"learning_starts": 100, "batch_size": 16, "buffer_size": 1000, "log_interval": 20,
         "epsilon_decay_updates": 100}
@@ -132,7 +133,7 @@ def test_runs_are_content_addressed():
 
 
 def test_scenario_table_covers_every_learning_issue():
-    assert sorted(s.issue for s in SCENARIOS) == sorted(set(Fixes.names()) - {"single_thread"})
+    assert sorted(s.issue for s in scenarios()) == sorted(set(Fixes.names()) - {"single_thread"})
     for s in ex.select():  # every config of the full sweep validates, no process started
         for variant, specs in ex.scenario_specs(s).items():
             assert len(specs) == s.seeds >= 5

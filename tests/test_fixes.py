@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from mplearn.issues import all_issues
 
 import mplearn
-from mplearn.catalogue import ISSUES
-from mplearn.fixes import Fixes
+from mplearn.core.fixes import Fixes
 
 PACKAGE = Path(mplearn.__file__).parent
 SOURCES = {p: p.read_text() for p in sorted(PACKAGE.rglob("*.py")) if p.name != "fixes.py"}
@@ -45,4 +45,4 @@ def test_each_field_has_exactly_one_marker_and_one_read(name):
 
 
 def test_the_catalogue_covers_every_field_once():
-    assert sorted(i.name for i in ISSUES) == sorted(Fixes.names())
+    assert sorted(i.name for i in all_issues()) == sorted(Fixes.names())

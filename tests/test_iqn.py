@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mplearn.iqn import (
+from mplearn.core.iqn import (
     greedy_action,
     iqn_loss,
     q_values,
@@ -12,7 +12,7 @@ from mplearn.iqn import (
     sample_taus,
     target_quantiles,
 )
-from mplearn.networks import IQNNetwork
+from mplearn.core.networks import IQNNetwork
 
 
 class TableNet(nn.Module):

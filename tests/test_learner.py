@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from mplearn.actor import NStepWindow
-from mplearn.channels import AgentChannel
-from mplearn.config import Config, InjectedFault
+from mplearn.core.actor import NStepWindow
+from mplearn.core.channels import AgentChannel
+from mplearn.core.config import Config, InjectedFault
+from mplearn.core.learner import LEARNER, Learner, resolve_device, resolve_path
+from mplearn.core.replay import ReplayBuffer
+from mplearn.core.weights import create_shared_model
 from mplearn.envs import env_spec
-from mplearn.learner import LEARNER, Learner, resolve_device, resolve_path
-from mplearn.replay import ReplayBuffer
-from mplearn.weights import create_shared_model
 
 SMALL = dict(
     env_id="CartPole-v1", device="cpu", hidden_dim=16, embedding_dim=8, num_tau_samples=4,

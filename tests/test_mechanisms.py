@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from mplearn.issues import NAMES as CHECKS
+from mplearn.issues import run_check
 
-from mplearn.fixes import Fixes
-from mplearn.mechanisms import CHECKS, run_check
+from mplearn.core.fixes import Fixes
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mplearn import mode_traps
+from mplearn.issues import train_mode as mode_traps
 
 
 @pytest.fixture(autouse=True)

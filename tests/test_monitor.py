@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from mplearn.issues import run_check
 
-from mplearn.fixes import Fixes
-from mplearn.mechanisms import run_check
-from mplearn.notebook import demo_config, monitored_run
+from mplearn.core.fixes import Fixes
+from mplearn.lab.notebook import demo_config, monitored_run
 
 # A replay counter bumped before its row is written leaves no trace once the writes are done:
 # only the concurrent stress of its mechanism check shows it.

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mplearn.networks import IQNNetwork, NoisyLinear
+from mplearn.core.networks import IQNNetwork, NoisyLinear
 
 
 def _known_noisy_layer() -> NoisyLinear:

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from mplearn import oversubscription
-from mplearn.oversubscription import ThreadTable
+from mplearn.issues import single_thread as oversubscription
+from mplearn.issues.single_thread import ThreadTable
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -1,4 +1,4 @@
-"""mplearn.plots on synthetic data, Agg backend: the expected artists, labels and colours."""
+"""mplearn.lab.plots on synthetic data, Agg backend: the expected artists, labels and colours."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from mplearn import plots, stats  # noqa: E402
+from mplearn.lab import plots, stats  # noqa: E402
 
 # A crashed run (all NaN) must not even warn (mean of empty slice, invalid value, ...).
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

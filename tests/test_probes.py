@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mplearn import Fixes
-from mplearn.envs.probes import MEAN_TOLERANCE, PROBES, QUANTILE_TOLERANCE, probe_check
+from mplearn.envs.probes import MEAN_TOLERANCE, PROBES, QUANTILE_TOLERANCE
+from mplearn.lab.probes import probe_check
 
 _RESULTS: dict = {}
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from conftest import child_pids, shm_entries
 
-import mplearn.system
+import mplearn.core.system
 from mplearn import Config, System, WorkerError
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -228,14 +228,14 @@ def test_ctrl_c_during_start_releases_what_had_started(mode, monkeypatch):
     entries: set[str] = set()
     before = mapped_shm()
     if mode == "inline":
-        make_learner = mplearn.system.Learner
+        make_learner = mplearn.core.system.Learner
 
         def learner_interrupted(*args):
             entries.update(created_since(before))
             signal.raise_signal(signal.SIGINT)
             return make_learner(*args)
 
-        monkeypatch.setattr(mplearn.system, "Learner", learner_interrupted)
+        monkeypatch.setattr(mplearn.core.system, "Learner", learner_interrupted)
     else:
         spawn = System._spawn
 

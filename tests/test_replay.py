@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mplearn.replay import Batch, ReplayBuffer, _test_row, _write_rows_main
+from mplearn.core.replay import Batch, ReplayBuffer, _test_row, _write_rows_main
 
 REPO = Path(__file__).resolve().parents[1]
 SHM = Path("/dev/shm")
@@ -170,7 +170,7 @@ _SCRIPT = """
 import multiprocessing as mp
 import sys
 import numpy as np
-from mplearn.replay import ReplayBuffer, _write_rows_main
+from mplearn.core.replay import ReplayBuffer, _write_rows_main
 
 if __name__ == "__main__":
     buf = ReplayBuffer(32, (4,))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mplearn import stale_optimizer
+from mplearn.issues import optimizer_binding as stale_optimizer
 
 
 def test_recreating_the_optimizer_after_a_copy_changes_nothing():

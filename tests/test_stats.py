@@ -1,4 +1,4 @@
-"""Unit tests for mplearn.stats against hand-computed values; deterministic (fixed seeds)."""
+"""Unit tests for mplearn.lab.stats against hand-computed values; deterministic (fixed seeds)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mplearn.stats import (
+from mplearn.lab.stats import (
     Summary,
     band,
     bootstrap_ci,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mplearn import step_counter
-from mplearn.system import WorkerError
+from mplearn.core.system import WorkerError
+from mplearn.issues import step_counter
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

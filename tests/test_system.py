@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 
 from mplearn import Config, Result, System, WorkerError, train
-from mplearn.channels import AgentChannel
+from mplearn.core.channels import AgentChannel
+from mplearn.core.fixes import Fixes
+from mplearn.core.learner import learner_main
+from mplearn.core.replay import ReplayBuffer
+from mplearn.core.weights import create_shared_model
 from mplearn.envs import env_spec
-from mplearn.fixes import Fixes
-from mplearn.learner import learner_main
-from mplearn.replay import ReplayBuffer
-from mplearn.weights import create_shared_model
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

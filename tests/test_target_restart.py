@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mplearn import target_restart
+from mplearn.issues import target_sync as target_restart
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

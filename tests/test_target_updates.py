@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mplearn import target_updates
+from mplearn.issues import single_target_update as target_updates
 
 
 def test_two_soft_updates_equal_one_with_the_effective_tau():

@@ -3,15 +3,15 @@ import threading
 import pytest
 import torch
 
-from mplearn.config import Config
-from mplearn.envs import env_spec
-from mplearn.weights import (
+from mplearn.core.config import Config
+from mplearn.core.weights import (
     WeightPublisher,
     WeightSubscriber,
     build_network,
     create_shared_model,
     make_train_copy,
 )
+from mplearn.envs import env_spec
 
 SMALL = dict(env_id="CartPole-v1", hidden_dim=16, embedding_dim=8, device="cpu")
 CPU = torch.device("cpu")

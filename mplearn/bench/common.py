@@ -10,11 +10,11 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 
 import torch
 
-from mplearn.config import Config, ConfigError
+from mplearn.core.config import Config, ConfigError
+from mplearn.core.workers import torch_threads  # noqa: F401  (bench modules import it from here)
 
 
 def parser(name: str, doc: str) -> argparse.ArgumentParser:
@@ -51,17 +51,6 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
             "platform": platform.platform(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run a block with ``n`` intra-op threads (workers run with 1), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def seconds_per_call(fn: Callable[[], object], min_seconds: float, repeats: int = 5,

@@ -23,14 +23,14 @@ import torch
 
 import mplearn
 from mplearn.bench.common import machine, parser, positive, seconds_per_call, torch_threads
-from mplearn.channels import AgentChannel
-from mplearn.config import Config
+from mplearn.core.channels import AgentChannel
+from mplearn.core.config import Config
+from mplearn.core.fixes import Fixes
+from mplearn.core.learner import Learner
+from mplearn.core.replay import ReplayBuffer
+from mplearn.core.system import WorkerError, train
+from mplearn.core.weights import WeightPublisher, create_shared_model, make_train_copy
 from mplearn.envs import env_spec
-from mplearn.fixes import Fixes
-from mplearn.learner import Learner
-from mplearn.replay import ReplayBuffer
-from mplearn.system import WorkerError, train
-from mplearn.weights import WeightPublisher, create_shared_model, make_train_copy
 
 PAPER_QUANTILES = (64, 64, 32)  # N, N', K (Dabney et al. 2018, Atari)
 

@@ -12,15 +12,15 @@ import numpy as np
 import torch
 
 from mplearn.bench.common import machine, parser, positive, seconds_per_call, torch_threads
-from mplearn.config import Config
-from mplearn.envs import env_spec
-from mplearn.weights import (
+from mplearn.core.config import Config
+from mplearn.core.weights import (
     WeightPublisher,
     WeightSubscriber,
     build_network,
     create_shared_model,
     make_train_copy,
 )
+from mplearn.envs import env_spec
 
 
 def _nbytes(tensors) -> int:

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from mplearn.bench.common import machine, parse_set, parser, positive
-from mplearn.config import MODES, Config
-from mplearn.system import System
-from mplearn.workers import _exit_with_parent
+from mplearn.core.config import MODES, Config
+from mplearn.core.system import System
+from mplearn.core.workers import _exit_with_parent
 
 WINDOW = 20  # episodes in the solve criterion
 

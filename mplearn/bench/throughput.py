@@ -16,8 +16,8 @@ import os
 import time
 
 from mplearn.bench.common import machine, parse_set, parser
-from mplearn.config import Config
-from mplearn.system import System
+from mplearn.core.config import Config
+from mplearn.core.system import System
 
 # The origin's multiprocess/sequential speed: 1.4 to 1.7 times slower.
 ORIGIN_SPEEDUP = (1 / 1.7, 1 / 1.4)

@@ -16,22 +16,12 @@ from __future__ import annotations
 import gymnasium as gym
 
 from mplearn.envs.base import AgentEnvironments, EnvSpec, IndependentEnvs, StepResult, env_spec
-from mplearn.envs.probes import ENTRY_POINTS as _PROBES
+from mplearn.envs.registry import KIT_ENV_IDS, TREASURE_HUNT, register
 
 __all__ = ["AgentEnvironments", "EnvSpec", "IndependentEnvs", "StepResult", "env_spec",
            "make_agent_envs", "KIT_ENV_IDS", "TREASURE_HUNT"]
 
-TREASURE_HUNT = "mplearn/TreasureHunt-v0"
-_ENTRY_POINTS = {
-    **{env_id: f"mplearn.envs.probes:{cls.__name__}" for env_id, cls in _PROBES.items()},
-    "mplearn/DeepSea-v0": "mplearn.envs.chain:DeepSeaEnv",
-    TREASURE_HUNT: "mplearn.envs.treasure:TreasureHuntEnv",
-}
-KIT_ENV_IDS = tuple(_ENTRY_POINTS)
-
-for _id, _entry in _ENTRY_POINTS.items():
-    if _id not in gym.registry:  # a re-import (importlib.reload) must not warn
-        gym.register(_id, entry_point=_entry)
+register()
 
 
 def make_agent_envs(config, n_agents: int | None = None) -> AgentEnvironments:

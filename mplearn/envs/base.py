@@ -39,7 +39,9 @@ class AgentEnvironments(Protocol):
 
 def env_spec(env_id: str, env_kwargs: dict | None = None) -> EnvSpec:
     """The spaces of ``env_id``; ValueError (naming the field) unless Box obs, Discrete actions."""
-    import mplearn.envs  # noqa: F401  (registers the kit's environments)
+    from mplearn.envs.registry import register
+
+    register()  # the kit's ids, also when mplearn.envs was never imported
 
     try:
         gym.spec(env_id)

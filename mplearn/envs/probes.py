@@ -3,7 +3,7 @@ pain" (andyljones.com/posts/rl-debugging.html), adapted to a distributional agen
 
 Each probe is one or two steps long, with a Box(1) float32 observation and Discrete actions, and
 its return distribution Z(s, a) is known exactly: ``PROBES[env_id]`` holds it for every state
-the probe can act in. ``probe_check(env_id)`` trains an agent on the probe through the real
+the probe can act in. ``mplearn.lab.probes.probe_check(env_id)`` trains an agent on the probe through the real
 system (inline mode) and compares the network's mean Q-values and quantiles with the table.
 What each probe isolates, when it fails:
 
@@ -36,7 +36,6 @@ learned nothing by about 1.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -302,20 +301,6 @@ class ProbeResult:
                               ok=r.ok) for r in self.rows]}
 
 
-def probe_config(env_id: str, seed: int = 0, **overrides):
-    """The config a probe is trained with: inline, 1-step returns (gamma exact), uniform random
-    behaviour (every action's value is learned), a short run."""
-    from mplearn.config import Config
-
-    base = dict(
-        env_id=env_id, mode="inline", seed=seed, device="cpu", gamma=PROBES[env_id].gamma,
-        n_step=1, total_env_steps=1000, learning_starts=100, buffer_size=1000, batch_size=128,
-        hidden_dim=32, epsilon_start=1.0, epsilon_end=1.0, target_update_period=50,
-        log_interval=500,
-    )
-    return Config(**{**base, **overrides})
-
-
 @torch.no_grad()
 def read_quantiles(net: torch.nn.Module, states, taus) -> np.ndarray:
     """Z_tau(s, a) of ``net`` at the given states and taus: [S, T, A] (eval mode: noise off)."""
@@ -350,30 +335,3 @@ def compare(probe: Probe, net: torch.nn.Module, kappa: float) -> list[ProbeRow]:
             rows.append(ProbeRow(state, best, "greedy", best, int(np.argmax(means[s])), 0.0,
                                  best))
     return rows
-
-
-def probe_check(env_id: str, seed: int = 0, **overrides) -> ProbeResult:
-    """Train on probe ``env_id`` through the real system and compare with ``PROBES[env_id]``.
-
-    ``overrides`` change the probe's config (``probe_config``), e.g. ``fixes=Fixes().without(...)``
-    to see which probe a learning issue breaks.
-    """
-    from mplearn.system import System
-
-    if env_id not in PROBES:
-        raise ValueError(f"env_id: not a probe: {env_id!r} (probes: {', '.join(PROBES)})")
-    config = probe_config(env_id, seed, **overrides)
-    start = time.perf_counter()
-    with System(config) as system:
-        system.run()
-        net = system.shared_models[0].qnetwork_local
-        result = ProbeResult(env_id, seed, compare(PROBES[env_id], net, config.kappa),
-                             system.env_steps,
-                             system.updates[0])
-    result.wall_s = time.perf_counter() - start
-    return result
-
-
-def check_all(seed: int = 0, **overrides) -> list[ProbeResult]:
-    """``probe_check`` on every probe, in the order of ``PROBES``."""
-    return [probe_check(env_id, seed, **overrides) for env_id in PROBES]

@@ -26,7 +26,7 @@
 # cores (notebook 12 measures by how much).
 
 # %%
-from mplearn import notebook
+from mplearn.lab import notebook
 
 for key, value in notebook.setup_report().items():
     print(f"{key:>30}: {value}")
@@ -39,8 +39,8 @@ for key, value in notebook.setup_report().items():
 #   switched on; `python -m mplearn check NAME` runs an issue's mechanism experiment;
 #   `python -m mplearn issues` prints the catalogue below; `python -m mplearn reproduce NAME`
 #   regenerates an issue's results in `data/`.
-# - **Your own code**: `mplearn.checks` has diagnostics that take plain `nn.Module`s and
-#   optimizers; `mplearn.monitor.Monitor` watches a running system (notebook 14).
+# - **Your own code**: `mplearn.diagnose.checks` has diagnostics that take plain `nn.Module`s and
+#   optimizers; `mplearn.diagnose.monitor.Monitor` watches a running system (notebook 14).
 #
 # Every issue is one field of the `Fixes` dataclass, read at exactly one place in the package,
 # where the correct and the broken line stand side by side:

@@ -35,8 +35,8 @@
 
 # %%
 %matplotlib inline
-from mplearn.config import Config
-from mplearn.system import train
+from mplearn.core.config import Config
+from mplearn.core.system import train
 
 config = Config(env_id="CartPole-v1", mode="lockstep", total_env_steps=4_000, seed=0,
                 device="cpu")
@@ -60,7 +60,7 @@ print("episodes:", s["episodes"], " updates:", s["updates"],
 print(result.table())  # wall-clock figures: they vary from machine to machine
 
 # %%
-from mplearn import notebook
+from mplearn.lab import notebook
 
 _ = notebook.run_figure(result, "CartPole-v1, lockstep, seed 0")
 _

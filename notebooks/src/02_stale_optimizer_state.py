@@ -12,7 +12,9 @@
 # %%
 import matplotlib.pyplot as plt
 
-from mplearn import checks, notebook, stale_optimizer
+from mplearn.diagnose import checks
+from mplearn.lab import notebook
+from mplearn.issues import optimizer_binding as stale_optimizer
 from mplearn.catalogue import issue
 from mplearn.mechanisms import run_check
 

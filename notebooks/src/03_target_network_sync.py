@@ -16,7 +16,9 @@
 %matplotlib inline
 import torch
 
-from mplearn import checks, notebook, plots, stale_optimizer, target_restart
+from mplearn.diagnose import checks
+from mplearn.lab import notebook, plots
+from mplearn.issues import optimizer_binding as stale_optimizer, target_sync as target_restart
 from mplearn.catalogue import issue
 from mplearn.mechanisms import run_check
 

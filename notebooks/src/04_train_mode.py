@@ -15,7 +15,9 @@
 %matplotlib inline
 import torch
 
-from mplearn import checks, mode_traps, notebook
+from mplearn.diagnose import checks
+from mplearn.issues import train_mode as mode_traps
+from mplearn.lab import notebook
 from mplearn.catalogue import issue
 from mplearn.mechanisms import run_check
 
@@ -164,7 +166,7 @@ print(mode_traps.steps_to_reach(results, 0.9, condition="DeepSea 8"))
 import torch
 from torch import nn
 
-from mplearn.networks import NoisyLinear
+from mplearn.core.networks import NoisyLinear
 
 torch.manual_seed(0)
 net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), NoisyLinear(16, 2))

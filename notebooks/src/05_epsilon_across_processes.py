@@ -15,7 +15,9 @@
 %matplotlib inline
 import torch
 
-from mplearn import attribute_sharing, checks, inline_live, notebook
+from mplearn.issues import shared_epsilon as attribute_sharing
+from mplearn.diagnose import checks
+from mplearn.lab import notebook
 from mplearn.catalogue import issue
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
@@ -68,7 +70,7 @@ print(attribute_sharing.what_the_child_sees())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-run = inline_live.live("shared_epsilon", steps=1_500, seeds=2)
+run = notebook.live("shared_epsilon", steps=1_500, seeds=2, mode="inline")
 print(run.table())
 for variant, recs in run.records.items():
     print(f"{variant}: epsilon at the end, actor {recs[0]['actor'][0]['epsilon'][-1]:.3f}, "

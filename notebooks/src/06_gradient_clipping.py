@@ -17,7 +17,9 @@
 import matplotlib.pyplot as plt
 import torch
 
-from mplearn import checks, clipping, notebook, plots
+from mplearn.diagnose import checks
+from mplearn.issues import grad_clip as clipping
+from mplearn.lab import notebook, plots
 from mplearn.catalogue import issue
 from mplearn.mechanisms import run_check
 

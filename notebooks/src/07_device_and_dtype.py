@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 
-from mplearn import batch_conversion, checks, notebook
+from mplearn.issues import batch_to_device as batch_conversion
+from mplearn.diagnose import checks
+from mplearn.lab import notebook
 from mplearn.catalogue import issue
 from mplearn.mechanisms import run_check
-from mplearn.system import System, WorkerError
+from mplearn.core.system import System, WorkerError
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
 print(issue("batch_to_device").mechanism)

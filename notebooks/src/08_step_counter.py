@@ -17,7 +17,9 @@
 import matplotlib.pyplot as plt
 import torch
 
-from mplearn import checks, notebook, plots, step_counter
+from mplearn.diagnose import checks
+from mplearn.lab import notebook, plots
+from mplearn.issues import step_counter
 from mplearn.catalogue import issue
 from mplearn.mechanisms import run_check
 

@@ -17,7 +17,8 @@
 import matplotlib.pyplot as plt
 import torch
 
-from mplearn import notebook, plots, target_updates
+from mplearn.lab import notebook, plots
+from mplearn.issues import single_target_update as target_updates
 from mplearn.catalogue import issue
 from mplearn.mechanisms import run_check
 

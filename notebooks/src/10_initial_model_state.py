@@ -16,7 +16,7 @@
 import matplotlib.pyplot as plt
 import torch
 
-from mplearn import inline_live, notebook, plots
+from mplearn.lab import notebook, plots
 from mplearn.catalogue import issue
 from mplearn.mechanisms import run_check
 
@@ -59,14 +59,14 @@ print(run_check("initial_state"))
 # A short live run of the same restart, scaled down: 2,600 env steps, the restart at 1,560, two
 # paired seeds. The stored runs use lockstep mode (real processes); a restart starts two
 # systems per run, so the live run uses inline mode, the same actor and learner code in one
-# process (`mplearn.inline_live`), whose numbers are the same on every machine. The second
+# process (`notebook.live(..., mode="inline")`), whose numbers are the same on every machine. The second
 # phase lasts 1,040 env steps and its learner starts after 1,000 of them, so the broken actor
 # spends nearly all of it on its own random init: this short run shows the first 1,000 steps
 # after a restart, magnified.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-run = inline_live.live("initial_state", steps=2_600, seeds=2)
+run = notebook.live("initial_state", steps=2_600, seeds=2, mode="inline")
 print(run.table())
 
 # %%

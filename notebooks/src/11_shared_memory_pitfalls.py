@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from mplearn import checks, notebook, pitfalls, plots
+from mplearn.diagnose import checks
+from mplearn.lab import notebook, plots
+from mplearn.issues import shared_memory as pitfalls
 from mplearn.mechanisms import run_check
 
 DATA = "../data"

@@ -23,7 +23,10 @@ import numpy as np
 from IPython.display import display
 from matplotlib.figure import Figure
 
-from mplearn import Config, Fixes, System, checks, notebook, oversubscription, plots
+from mplearn import Config, Fixes, System
+from mplearn.diagnose import checks
+from mplearn.lab import notebook, plots
+from mplearn.issues import single_thread as oversubscription
 from mplearn.bench import throughput
 
 DATA = "../data"

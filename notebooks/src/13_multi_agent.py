@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
-from mplearn import Config, notebook, plots, stats
+from mplearn import Config
+from mplearn.lab import notebook, plots, stats
 from mplearn.envs import TREASURE_HUNT
 from mplearn.envs.treasure import CHANNELS, GEM, TreasureWorld
 

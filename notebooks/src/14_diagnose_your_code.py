@@ -6,9 +6,9 @@
 # (plain PyTorch, the plan's shape: a shared model with online and target networks and an
 # Adam optimizer, a learner that trains a private copy and publishes it, epsilon decayed by
 # the learner, an `act` helper with dropout and noisy layers) and finds what is wrong with it
-# using only `mplearn.checks`, which work on plain modules, optimizers and tensors.
+# using only `mplearn.diagnose.checks`, which work on plain modules, optimizers and tensors.
 #
-# The script is `mplearn/examples/buggy_learner.py`. It has six bugs, planted on purpose,
+# The script is `mplearn/diagnose/buggy_learner.py`. It has six bugs, planted on purpose,
 # each one the catalogue describes. We pretend not to know where they are.
 
 # %%
@@ -17,8 +17,8 @@ import inspect
 
 import torch
 
-from mplearn import checks
-from mplearn.examples import buggy_learner as script
+from mplearn.diagnose import checks
+from mplearn.diagnose import buggy_learner as script
 
 # Several processes share this machine's cores: one torch thread each (notebook 12 shows why).
 torch.set_num_threads(1)

@@ -1,0 +1,60 @@
+"""Unthrottled learner: the catalogue entry, the mechanism check, the scenarios behind data/.
+"""
+
+from __future__ import annotations
+
+from mplearn.core.fixes import Fixes
+from mplearn.core.system import train
+from mplearn.issues.base import (
+    BASE,
+    CheckResult,
+    Condition,
+    Issue,
+    Scenario,
+    fix_on_and_off,
+)
+
+ENTRY = Issue(
+    "throttle", "Unthrottled learner",
+    claim="",
+    mechanism="Without an enforced update-to-data ratio the learner trains as fast as it "
+              "can, so the ratio differs between sequential and multiprocess runs and "
+              "confounds every comparison.",
+    where="async mode",
+    symptom="updates per env step far from the configured ratio; overfitting early data",
+    diagnostic="Monitor: updates against what updates_per_step allows at the env steps",
+    notebook="12_performance",
+    verdict=("conditional (it changes the update-to-data ratio, which confounds comparisons): "
+             "at ratio 0.05 in lockstep the unthrottled learner did 2398 updates instead of "
+             "1200 and learned faster (IQM 101.9 vs 40.6); in async with 2 agents it did no "
+             "extra updates and no difference"))
+
+# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: a ratio the free-running learner exceeds.
+DEMO = dict(updates_per_step=0.05)
+
+
+def check() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        # Lockstep rounds of 10 env steps at a ratio of 0.05 allow one update every other
+        # round; an unthrottled learner does one in every round.
+        config = BASE.replace(mode="lockstep", total_env_steps=1000, learning_starts=100,
+                              updates_per_step=0.05, fixes=fixes)
+        return train(config).updates[0] / config.updates_owed(config.total_env_steps)
+
+    return fix_on_and_off("throttle", "updates done / updates the ratio allows (ratio 0.05)",
+                 experiment, lambda ratio: ratio > 1.0)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "throttle",
+        "The learner not held to the update-to-data ratio (the actor still waits for a learner "
+        "that falls behind). An update costs about 17 actor steps, so the learner can run "
+        "ahead only when the ratio asked is low: 0.05 updates per env step. Async (2 agents on "
+        "one actor), where timing decides whether it ever gets ahead, and lockstep rounds, "
+        "where the unthrottled learner updates at least once per 10-step round (ratio 0.1).",
+        "async", overrides={"updates_per_step": 0.05},
+        conditions=(Condition("async, 2 agents", {"n_agents": 2}),
+                    Condition("lockstep", {"mode": "lockstep"})),
+        diagnostics=("learner.update", "actor.policy_lag", "learner.loss")),
+)

@@ -1,0 +1,59 @@
+"""Identical randomness across workers: the catalogue entry, the mechanism check, the scenarios behind data/.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mplearn.core.fixes import Fixes
+from mplearn.core.system import System
+from mplearn.issues.base import (
+    BASE,
+    CheckResult,
+    Issue,
+    Scenario,
+    fix_on_and_off,
+)
+
+ENTRY = Issue(
+    "worker_seeding", "Identical randomness across workers",
+    claim="",
+    mechanism="Workers seeded alike draw identical random numbers: identical exploration "
+              "across agents.",
+    where="several agents or actors",
+    symptom="agents' exploration decisions identical",
+    diagnostic="Monitor: the first actions of the agents compared",
+    notebook="11_shared_memory_pitfalls",
+    verdict=("no effect on return measured (2 agents, IQM 372.7 vs 359.5, difference -23.2 "
+             "[-60.5, 12.4]) although the agents' exploration is identical"))
+
+# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: more than one random stream.
+DEMO = dict(n_agents=2)
+
+
+def check() -> CheckResult:
+    def experiment(fixes: Fixes) -> float:
+        # Two agents acting at random (epsilon ~1): compare their actions, row by row.
+        config = BASE.replace(mode="inline", n_agents=2, total_env_steps=160,
+                              learning_starts=150, fixes=fixes)
+        system = System(config).start()
+        try:
+            while not system.done:
+                system.poll()
+            a, b = (buf.sample(100, np.random.default_rng(0)).actions for buf in system.buffers)
+        finally:
+            system.stop()
+        return float(np.mean(a == b))
+
+    return fix_on_and_off("worker_seeding", "fraction of equal actions of two agents (100 rows)",
+                 experiment, lambda same: same > 0.9)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "worker_seeding",
+        "Every worker seeded alike: two agents draw the same exploration decisions and replay "
+        "indices (lockstep, 2 agents; the value compared is the mean over agents).",
+        "lockstep", overrides={"n_agents": 2}, diagnostics=("learner.loss",),
+        extras=("equal_actions",)),
+)

@@ -1,0 +1,666 @@
+"""Paired-seed sweeps: the runs behind ``data/``, how they are scheduled, stored and loaded.
+
+A run is defined by a ``RunSpec`` (config with seed and fixes, optional restart)
+and stored under ``<root>/runs/<key>.json``, the key a hash of that definition: a run shared by
+several issues (the fixed system with identical config) is done once, and a run whose file
+exists is skipped (resumption). Variants with the same seed share environment seeds and initial
+weights (``System`` seeds both from ``Config.seed``), so their difference is paired.
+
+``run_sweep`` runs each spec in its own spawned process (its workers are that process's
+children), as many at once as the cores allow. A run that fails (a broken variant that crashes
+by design) is stored with status "crashed", its error, a traceback summary and its partial
+curves. ``reproduce`` regenerates ``data/``; ``load`` gives a notebook what it plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import queue
+import sys
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mplearn.core.config import Config, ConfigError
+from mplearn.core.fixes import Fixes
+from mplearn.core.metrics import FINAL_EPISODES, library_versions
+from mplearn.core.system import System
+from mplearn.core.workers import ERROR, worker_main
+from mplearn.issues import issue as catalogue_issue
+from mplearn.issues import scenarios
+from mplearn.issues.base import Scenario, Variant
+from mplearn.lab import stats
+
+FORMAT = 1
+MAX_POINTS = 250  # records kept per series (learner and actor records are subsampled)
+DIGITS = 5  # significant digits kept for recorded floats
+RUNS = "runs"
+WINDOW_STEP = 100  # env steps between the points a window metric averages
+# Cost model for scheduling (ms per env step on an idle core of the dev machine): acting, and
+# learning per update. Used only to order runs and to skip one that cannot end in the budget.
+ACT_MS, LEARN_MS = 0.13, 2.24
+
+
+# --- what a run is -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunSpec:
+    config: Config  # the whole run: total_env_steps is the total over both phases
+    restart_at: int | None = None  # env steps of phase 1; phase 2 resumes from its models
+    restart_overrides: tuple = ()  # (field, value) pairs for phase 2
+
+    def definition(self) -> dict:
+        return {"config": self.config.to_dict(), "restart_at": self.restart_at,
+                "restart_overrides": dict(self.restart_overrides)}
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(self.definition(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def phases(self) -> list[tuple[Config, int]]:
+        """(config, env-step offset) of each phase."""
+        c = self.config
+        if self.restart_at is None:
+            return [(c, 0)]
+        first = c.replace(total_env_steps=self.restart_at)
+        second = c.replace(total_env_steps=c.total_env_steps - self.restart_at,
+                           **dict(self.restart_overrides))
+        return [(first, 0), (second, self.restart_at)]
+
+    def cores(self) -> int:
+        """Cores the run keeps busy: lockstep processes take turns, async ones do not."""
+        c = self.config
+        return {"inline": 1, "lockstep": c.n_agents, "async": c.n_agents + 1}[c.mode]
+
+    def cost_s(self) -> float:
+        """Wall seconds on idle dev-machine cores (the scheduler's prior): one actor acts for
+        every agent; learners run one after another inline, side by side otherwise, and
+        overlap the actor in async mode."""
+        c = self.config
+        act, learn = c.n_agents * ACT_MS, LEARN_MS * c.updates_per_step
+        per_step = {"inline": act + c.n_agents * learn, "lockstep": act + learn,
+                    "async": max(act, learn)}[c.mode]
+        return c.total_env_steps * per_step / 1e3
+
+
+def run_specs(scenario: Scenario, variant: Variant) -> list[RunSpec]:
+    """One spec per seed for a variant of a scenario."""
+    fixes = Fixes().without(scenario.issue) if variant.broken else Fixes()
+    restart = scenario.restart
+    specs = []
+    for seed in range(scenario.seeds):
+        config = Config(**{**variant.overrides, "total_env_steps": scenario.steps,
+                           "seed": seed, "fixes": fixes})
+        specs.append(RunSpec(
+            config, restart.at if restart else None,
+            tuple(sorted(restart.overrides.items())) if restart else ()))
+        specs[-1].phases()  # builds (so validates) each phase's config
+    return specs
+
+
+# --- one run, inside its own process -----------------------------------------------------------
+
+def _round(x: float) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.{DIGITS}g}")
+
+
+def _columns(records: list[dict], offset: int) -> dict[str, list]:
+    """Records as columns (env_step first), subsampled to at most MAX_POINTS."""
+    stride = max(1, math.ceil(len(records) / MAX_POINTS))
+    keep = records[::stride]
+    if records and keep[-1] is not records[-1]:
+        keep.append(records[-1])
+    keys = [k for k in (records[0] if records else {})
+            if k not in ("env_step", "time") and isinstance(records[0][k], (int, float))]
+    out = {"env_step": [int(r["env_step"]) + offset for r in keep]}
+    for k in keys:
+        out[k] = [_round(float(r.get(k, math.nan))) for r in keep]
+    return out
+
+
+@torch.no_grad()
+def _target_distance(system: System) -> list[float]:
+    """Per agent, ||shared target - shared local|| / ||shared local|| (parameters)."""
+    out = []
+    for m in system.shared_models:
+        local = torch.cat([p.reshape(-1) for p in m.qnetwork_local.parameters()])
+        target = torch.cat([p.reshape(-1) for p in m.qnetwork_target.parameters()])
+        out.append(_round(((target - local).norm() / local.norm()).item()))
+    return out
+
+
+@torch.no_grad()
+def _sigmas(system: System) -> list[np.ndarray]:
+    """Per agent, the shared online network's NoisyLinear sigma parameters, flattened."""
+    out = []
+    for m in system.shared_models:
+        sig = [p.reshape(-1) for n, p in m.qnetwork_local.named_parameters() if "sigma" in n]
+        out.append(torch.cat(sig).numpy().copy() if sig else np.zeros(0))
+    return out
+
+
+def _equal_actions(system: System, rows: int = 4000) -> dict[str, float | None]:
+    """Agents 0 and 1, the same replay rows (row i is env step i for both): the fraction of
+    equal actions among rows both collected at epsilon >= 0.5, and among all rows."""
+    a, b = system.buffers[0], system.buffers[1]
+    n = min(len(a), len(b))
+    if n == 0:
+        return {"explore": None, "all": None}
+    ba, bb = (buf.sample(rows, np.random.default_rng(0)) for buf in (a, b))  # same indices
+    same = ba.actions == bb.actions
+    explore = (ba.epsilons >= 0.5) & (bb.epsilons >= 0.5)
+    return {"explore": _round(float(same[explore].mean())) if explore.any() else None,
+            "all": _round(float(same.mean()))}
+
+
+def _run_phase(system: System) -> tuple[dict, BaseException | None]:
+    """Run a system to its end; returns (measurements taken before stop, error or None)."""
+    extras: dict = {}
+    error = None
+    try:
+        system.start()
+        sigma0 = _sigmas(system)
+        while not system.done:
+            system.poll(timeout=0.1)
+        extras["target_distance"] = _target_distance(system)
+        if any(s.size for s in sigma0):
+            extras["sigma"] = [{"start": _round(float(np.abs(s0).mean())),
+                                "end": _round(float(np.abs(s1).mean())),
+                                "change": _round(float(np.abs(s1 - s0).max()))}
+                               for s0, s1 in zip(sigma0, _sigmas(system), strict=True)]
+        if system.config.n_agents > 1:
+            extras["equal_actions"] = _equal_actions(system)
+    except Exception as e:  # a crash by design is a result: keep what was collected
+        error = e
+    finally:
+        if system._started:
+            system.stop()
+    return extras, error
+
+
+def summarize_traceback(detail: str, frames: int = 6) -> tuple[str, str]:
+    """(the error's last line, a summary): the last ``frames`` frames inside mplearn, each
+    with its source line, then the error."""
+    lines = [ln for ln in detail.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "unknown error", ""
+    ours = []
+    for i, ln in enumerate(lines[:-1]):
+        if ln.lstrip().startswith('File "') and "mplearn" in ln:
+            ours.append(ln.strip())
+            nxt = lines[i + 1]
+            if not nxt.lstrip().startswith(("File ", "^", "~")):
+                ours.append("    " + nxt.strip())
+    keep = ours[-2 * frames:] if ours else lines[-2 * frames - 1:-1]
+    return lines[-1].strip(), "\n".join([*keep, lines[-1].strip()])
+
+
+def _summary_of(error: BaseException) -> tuple[str, str]:
+    """Summary of an exception: a worker's traceback (in a WorkerError) when it has one."""
+    text = str(error) or type(error).__name__
+    detail = text if "Traceback" in text else "".join(traceback.format_exception(error))
+    return summarize_traceback(detail)
+
+
+def machine() -> dict:
+    """Where runs happen: a label (MPLEARN_MACHINE, else cores and host), cores, cpu model."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = os.cpu_count()
+    label = os.environ.get("MPLEARN_MACHINE") or f"{cores}-core {platform.node()}"
+    return {"label": label, "cores": cores, "cpu": cpu, "hostname": platform.node()}
+
+
+def run_one(spec: RunSpec) -> dict:
+    """Run a spec (both phases of a restart) in this process; returns its record."""
+    torch.manual_seed(spec.config.seed)  # inline mode builds the actor's nets in this process
+    record = {"format": FORMAT, "key": spec.key, "spec": spec.definition(), "status": "ok",
+              "error": None, "traceback": None, "restart_at": spec.restart_at,
+              "machine": machine(), "versions": library_versions(),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    n = spec.config.n_agents
+    episodes = [[[], []] for _ in range(n)]
+    learner = [[] for _ in range(n)]
+    actor = [[] for _ in range(n)]
+    extras: dict = {}
+    env_steps, updates, wall = 0, [0] * n, 0.0
+    sources = None
+    start = time.perf_counter()
+    for config, offset in spec.phases():
+        system = System(config, sources)
+        phase_extras, error = _run_phase(system)
+        result = system.result() if system._started else None
+        if result is not None:
+            for i in range(n):
+                for e in result.episodes[i]:
+                    episodes[i][0].append(int(e["env_step"]) + offset)
+                    episodes[i][1].append(_round(float(e["ret"])))
+                learner[i].append(_columns(result.learner[i], offset))
+                actor[i].append(_columns(result.actor[i], offset))
+            env_steps = offset + result.env_steps
+            updates = [u + v for u, v in zip(updates, result.updates, strict=True)]
+        for k, v in phase_extras.items():
+            extras.setdefault(k, []).append(v)  # one entry per phase
+        if error is not None:
+            record["status"] = "crashed"
+            record["error"], record["traceback"] = _summary_of(error)
+            break
+        sources = system.shared_models
+    wall = time.perf_counter() - start
+    record.update(env_steps=env_steps, updates=updates, wall_s=round(wall, 2),
+                  episodes=episodes, learner=[_concat(p) for p in learner],
+                  actor=[_concat(p) for p in actor], extras=extras)
+    return record
+
+
+def _concat(phases: list[dict]) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for cols in phases:
+        for k, v in cols.items():
+            out.setdefault(k, []).extend(v)
+    return out
+
+
+def _write_json(path: Path, data: dict, indent: int | None = None) -> None:
+    """Atomic: a reader (or a resumed sweep) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=indent,
+                              separators=(",", ": ") if indent else (",", ":")))
+    tmp.replace(path)
+
+
+def run_main(spec: RunSpec, path: str, *, records) -> None:
+    """Process entry point of one run: run it, write its record (crashed ones too)."""
+    _write_json(Path(path), run_one(spec))
+
+
+# --- the sweep ------------------------------------------------------------------------------------
+
+@dataclass
+class SweepReport:
+    ran: int = 0
+    skipped: int = 0  # files already there
+    crashed: int = 0
+    unfinished: int = 0  # not started or stopped at the time budget
+    wall_s: float = 0.0
+
+
+def _crashed_record(spec: RunSpec, error: str, detail: str) -> dict:
+    n = spec.config.n_agents
+    return {"format": FORMAT, "key": spec.key, "spec": spec.definition(), "status": "crashed",
+            "error": error, "traceback": detail, "restart_at": spec.restart_at,
+            "machine": machine(), "versions": library_versions(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "env_steps": 0, "updates": [0] * n, "wall_s": 0.0,
+            "episodes": [[[], []] for _ in range(n)], "learner": [{} for _ in range(n)],
+            "actor": [{} for _ in range(n)], "extras": {}}
+
+
+def default_jobs() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = None,
+              progress: bool = True, budget_s: float | None = None) -> SweepReport:
+    """Run every spec whose file is missing under ``root/runs``; ``jobs`` cores at once (a run
+    takes as many as it keeps busy). With ``budget_s``, no run starts that would not end in
+    time, and runs still going at the end are stopped (left for the next sweep)."""
+    from tqdm import tqdm
+
+    t0 = time.monotonic()
+    jobs = jobs or default_jobs()
+    store = Path(root) / RUNS
+    unique = {s.key: s for s in specs}
+    todo = [s for k, s in unique.items() if not (store / f"{k}.json").exists()]
+    report = SweepReport(skipped=len(unique) - len(todo))
+    todo.sort(key=lambda s: -s.cost_s() * s.cores())  # longest first: a shorter tail
+    ctx = mp.get_context("spawn")
+    errors = ctx.Queue()
+    running: dict = {}  # sentinel -> (process, spec, started)
+    slowdown = 1.0  # observed wall / prior cost, the largest seen
+    deadline = t0 + budget_s if budget_s is not None else math.inf
+    failures: dict[str, str] = {}
+    bar = tqdm(total=len(todo), unit="run", desc="reproduce", disable=not progress,
+               file=sys.stderr)
+    try:
+        while todo or running:
+            busy = sum(s.cores() for _, s, _ in running.values())
+            for spec in list(todo):
+                fits = busy + spec.cores() <= jobs or not running
+                ends = time.monotonic() + spec.cost_s() * slowdown <= deadline
+                if fits and ends:
+                    path = store / f"{spec.key}.json"
+                    p = ctx.Process(target=worker_main, name=f"run-{spec.key}",
+                                    args=(f"run-{spec.key}", errors, Fixes(), run_main, spec,
+                                          str(path)))
+                    p.start()  # not a daemon: its own workers are its children
+                    running[p.sentinel] = (p, spec, time.monotonic())
+                    todo.remove(spec)
+                    busy += spec.cores()
+            if not running:
+                break  # nothing fits in the time left
+            ready = wait(list(running), timeout=1.0)
+            _drain_errors(errors, failures)
+            for sentinel in ready:
+                p, spec, started = running.pop(sentinel)
+                p.join()
+                path = store / f"{spec.key}.json"
+                if not path.exists():  # the run process itself failed
+                    _drain_errors(errors, failures, timeout=0.5)
+                    detail = failures.get(f"run-{spec.key}",
+                                          f"the run process exited with code {p.exitcode}")
+                    _write_json(path, _crashed_record(spec, *summarize_traceback(detail)))
+                rec = json.loads(path.read_text())
+                report.ran += 1
+                report.crashed += rec["status"] == "crashed"
+                if rec["status"] == "ok":
+                    slowdown = max(slowdown, (time.monotonic() - started) / spec.cost_s())
+                bar.update(1)
+                bar.set_postfix(crashed=report.crashed, running=len(running), refresh=False)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        for p, _, _ in running.values():  # stopped at the budget, or interrupted
+            p.terminate()
+        for p, _, _ in running.values():
+            p.join(timeout=10)
+        bar.close()
+    report.unfinished = len(todo) + len(running)
+    report.wall_s = round(time.monotonic() - t0, 1)
+    return report
+
+
+def _drain_errors(errors, failures: dict, timeout: float = 0.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            left = deadline - time.monotonic()
+            rec = errors.get(timeout=left) if left > 0 else errors.get_nowait()
+        except queue.Empty:
+            return
+        if rec[0] == ERROR:
+            failures[rec[1]] = rec[2]
+
+
+# --- data/: the scenarios' runs and their manifests ----------------------------------------------
+
+def scenario_specs(scenario: Scenario) -> dict[str, list[RunSpec]]:
+    """Variant name -> its runs, one per seed."""
+    return {v.name: run_specs(scenario, v) for v in scenario.variants()}
+
+
+def _metric(window: dict | None, steps: list, rets: list) -> float:
+    """Final return, or the learning curve (running mean of the last 20 episodes) averaged
+    over the window's env steps, every 100: what the figure shows there. (A mean over the
+    episodes ending in the window would weigh a burst of short episodes by their number.)"""
+    rets = np.asarray(rets, dtype=float)
+    if window is None:
+        return float(rets[-FINAL_EPISODES:].mean()) if rets.size else math.nan
+    grid = np.arange(window["start"] + WINDOW_STEP, window["end"] + 1, WINDOW_STEP)
+    curve = stats.curves_on_grid([(steps, rets)], grid)[0]
+    return float(np.nanmean(curve)) if np.isfinite(curve).any() else math.nan
+
+
+def run_values(window: dict | None, rec: dict) -> tuple[float, float]:
+    """(final return, the metric: ``window`` None or {start, end}) of a run record, averaged
+    over its agents."""
+    final = [_metric(None, s, r) for s, r in rec["episodes"]]
+    metric = [_metric(window, s, r) for s, r in rec["episodes"]]
+    return float(np.mean(final)), float(np.mean(metric))
+
+
+def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
+    root = Path(root)
+    window = dataclasses.asdict(scenario.metric) if scenario.metric else None
+    runs, machines, versions, dates = [], {}, None, []
+    for name, specs in scenario_specs(scenario).items():
+        for spec in specs:
+            path = root / RUNS / f"{spec.key}.json"
+            row = {"variant": name, "seed": spec.config.seed, "file": f"../{RUNS}/{path.name}"}
+            if path.exists():
+                rec = json.loads(path.read_text())
+                final, metric = run_values(window, rec)
+                row.update(status=rec["status"], env_steps=rec["env_steps"],
+                           updates=rec["updates"], final_return=_round(final),
+                           metric=_round(metric),
+                           wall_s=rec["wall_s"], machine=rec["machine"]["label"],
+                           error=rec["error"])
+                where = machines.setdefault(rec["machine"]["label"], {
+                    **rec["machine"], "library_versions": rec["versions"], "runs": 0})
+                where["runs"] += 1
+                versions = versions or rec["versions"]
+                dates.append(rec["date"])
+            else:
+                row.update(status="missing")
+            runs.append(row)
+    info = catalogue_issue(scenario.issue)
+    variants = scenario.variants()
+    manifest = {
+        "issue": scenario.issue, "title": info.title, "question": scenario.question,
+        "metric": {"label": scenario.metric_label, "window": window},
+        "scenario": {"mode": scenario.mode, "steps": scenario.steps, "seeds": scenario.seeds,
+                     "restart": dataclasses.asdict(scenario.restart) if scenario.restart
+                     else None,
+                     "diagnostics": list(scenario.diagnostics),
+                     "extras": list(scenario.extras)},
+        "variants": [{"name": v.name, "condition": v.condition, "broken": v.broken,
+                      "overrides": v.overrides,
+                      "config": run_specs(scenario, v)[0].config.to_dict()}
+                     for v in variants],
+        "pairs": [{"condition": c, "fixed": f, "broken": b} for c, f, b in scenario.pairs()],
+        "runs": runs,
+        "complete": all(r["status"] != "missing" for r in runs),
+        "provenance": {
+            "command": command, "library_versions": versions or library_versions(),
+            "machines": list(machines.values()),  # each with its runs' library versions
+            "run_dates": [min(dates), max(dates)] if dates else None,
+            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "package_version": (versions or library_versions())["mplearn"]},
+    }
+    _write_json(root / scenario.issue / "manifest.json", manifest, indent=1)
+    return manifest
+
+
+def select(names: Iterable[str] | None = None, steps: int | None = None,
+           seeds: int | None = None) -> list[Scenario]:
+    """The scenarios to run (all when ``names`` is empty), scaled; raises ValueError naming a
+    bad argument, and ConfigError for a config that would not validate."""
+    names = list(names or [])
+    by_name = {s.issue: s for s in scenarios()}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"name: no scenario for {unknown[0]!r}; known: {', '.join(by_name)}")
+    if steps is not None and steps <= 0:
+        raise ValueError(f"steps: must be > 0, got {steps}")
+    if seeds is not None and seeds <= 0:
+        raise ValueError(f"seeds: must be > 0, got {seeds}")
+    chosen = [by_name[n] for n in dict.fromkeys(names)] if names else list(scenarios())
+    chosen = [s.scaled(steps, seeds) for s in chosen]
+    for s in chosen:  # every config validates before any process starts
+        scenario_specs(s)
+    return chosen
+
+
+def run_scenarios(scenarios: list[Scenario], root: str | Path = "data",
+                  jobs: int | None = None, progress: bool = True,
+                  budget_s: float | None = None, command: str | None = None) -> SweepReport:
+    """Run the scenarios' missing runs (shared runs once) and (re)write their manifests."""
+    if jobs is not None and jobs <= 0:
+        raise ValueError(f"jobs: must be > 0, got {jobs}")
+    specs = [spec for s in scenarios for specs in scenario_specs(s).values() for spec in specs]
+    report = run_sweep(specs, root, jobs, progress, budget_s)
+    command = command or " ".join(["python -m mplearn", *sys.argv[1:]])
+    for s in scenarios:
+        if write_manifest(s, root, command)["complete"]:
+            save_figures(s.issue, root)
+    return report
+
+
+def save_figures(issue_name: str, root: str | Path = "data") -> list[Path]:
+    """``<root>/<issue>/figure.png`` (one per condition: ``figure_<i>.png``), a quick look at
+    what ``load(issue_name).figure()`` draws."""
+    res = load(issue_name, root)
+    conditions = [p["condition"] for p in res.pairs]
+    paths = []
+    for i, condition in enumerate(conditions):
+        name = "figure.png" if len(conditions) == 1 else f"figure_{i + 1}.png"
+        path = Path(root) / issue_name / name
+        res.figure(condition).savefig(path, dpi=80)
+        paths.append(path)
+    return paths
+
+
+def reproduce(names: Iterable[str] | None = None, steps: int | None = None,
+              seeds: int | None = None, jobs: int | None = None, root: str | Path = "data",
+              progress: bool = True, budget_s: float | None = None) -> SweepReport:
+    """``python -m mplearn reproduce``: the named scenarios (all by default), scaled."""
+    return run_scenarios(select(names, steps, seeds), root, jobs, progress, budget_s)
+
+
+# --- loading, for the notebooks -------------------------------------------------------------------
+
+@dataclass
+class IssueResults:
+    """One issue's results: per variant the learning curves on a common grid, the per-seed
+    values of the scenario's metric and their summaries; per condition the paired difference
+    fixed - broken and the probability of improvement; diagnostics; the manifest."""
+
+    issue: str
+    manifest: dict
+    grid: np.ndarray
+    curves: dict[str, np.ndarray]  # variant -> [runs, len(grid)], return (last 20 episodes)
+    values: dict[str, np.ndarray]  # variant -> per-seed metric (seed order; NaN if missing)
+    summaries: dict[str, stats.Summary]  # variant -> IQM and 95% CI of the metric
+    differences: dict[str, stats.Summary]  # condition -> fixed - broken, paired by seed
+    improvement: dict[str, float]  # condition -> P(fixed > broken)
+    diagnostics: dict[str, dict[str, list]]  # "learner.loss" -> variant -> runs (steps, values)
+    extras: dict[str, dict[str, list]]  # extra -> variant -> per-seed value (per phase)
+    status: dict[str, list[str]]  # variant -> per-seed status
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.curves)
+
+    @property
+    def pairs(self) -> list[dict]:
+        return self.manifest["pairs"]
+
+    def table(self) -> str:
+        """Per condition: fixed and broken (IQM, 95% CI), the paired difference, P(fixed >
+        broken)."""
+        rows = [f"{self.issue}: {self.manifest['metric']['label']}"]
+        for p in self.pairs:
+            f, b = self.summaries[p["fixed"]], self.summaries[p["broken"]]
+            d = self.differences[p["condition"]]
+            crashed = sum(s == "crashed" for s in self.status[p["broken"]])
+            rows.append(f"  {p['condition'] or 'default':<16} fixed {f}; broken {b}"
+                        f"{f' ({crashed} crashed)' if crashed else ''}; fixed - broken: "
+                        f"mean {d.mean:.4g} [{d.ci_low:.4g}, {d.ci_high:.4g}]; "
+                        f"P(fixed > broken) {self.improvement[p['condition']]:.2f}")
+        return "\n".join(rows)
+
+    def figure(self, condition: str | None = None):
+        """The comparison figure (plots.comparison_figure) of one condition (default the
+        first): fixed and broken learning curves, and their metric intervals."""
+        from mplearn.lab import plots
+
+        pair = next((p for p in self.pairs if condition in (None, p["condition"])), None)
+        if pair is None:
+            raise ValueError(f"condition: {condition!r} is not one of "
+                             f"{[p['condition'] for p in self.pairs]}")
+        names = {"fixed": pair["fixed"], "broken": pair["broken"]}
+        title = f"{self.manifest['title']}" + (f" ({pair['condition']})"
+                                                if pair["condition"] else "")
+        fig = plots.comparison_figure(self.grid, {k: self.curves[v] for k, v in names.items()},
+                                      {k: self.summaries[v] for k, v in names.items()}, title)
+        left, right = fig.axes[:2]
+        restart = self.manifest["scenario"]["restart"]
+        if restart:
+            left.axvline(restart["at"], color="0.5", linewidth=1, linestyle=":")
+        window = self.manifest["metric"]["window"]
+        if window:
+            left.axvspan(window["start"], window["end"], color="0.85", alpha=0.4, linewidth=0)
+            right.set_xlabel("return in the shaded window (IQM, 95% CI)")
+        return fig
+
+
+def load(issue_name: str, root: str | Path = "data") -> IssueResults:
+    """An issue's results from ``root/<issue>/manifest.json`` and its run files."""
+    root = Path(root)
+    path = root / issue_name / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no results for {issue_name!r} (python -m mplearn "
+                                f"reproduce {issue_name})")
+    manifest = json.loads(path.read_text())
+    window = manifest["metric"]["window"]
+    grid = stats.make_grid(manifest["scenario"]["steps"], 100)
+    curves, values, status, diagnostics, extras = {}, {}, {}, {}, {}
+    for v in manifest["variants"]:
+        rows = sorted((r for r in manifest["runs"] if r["variant"] == v["name"]),
+                      key=lambda r: r["seed"])
+        recs = [json.loads((path.parent / r["file"]).read_text())
+                if r["status"] != "missing" else None for r in rows]
+        status[v["name"]] = [r["status"] for r in rows]
+        curves[v["name"]] = _agent_mean_curves(recs, grid)
+        values[v["name"]] = np.array([run_values(window, rec)[1] if rec else math.nan
+                                      for rec in recs])
+        for name in manifest["scenario"]["diagnostics"]:
+            kind, key = name.split(".", 1)
+            diagnostics.setdefault(name, {})[v["name"]] = [
+                (np.asarray(rec[kind][0].get("env_step", [])),
+                 np.asarray([math.nan if x is None else x
+                             for x in rec[kind][0].get(key, [])], dtype=float))
+                for rec in recs if rec is not None]
+        for name in manifest["scenario"]["extras"]:
+            extras.setdefault(name, {})[v["name"]] = [
+                rec["extras"].get(name) if rec else None for rec in recs]
+    summaries = {k: stats.summarize(x) for k, x in values.items()}
+    differences, improvement = {}, {}
+    for p in manifest["pairs"]:
+        a, b = values[p["fixed"]], values[p["broken"]]
+        differences[p["condition"]] = stats.paired_difference(a, b)
+        improvement[p["condition"]] = stats.probability_of_improvement(a, b)
+    return IssueResults(issue_name, manifest, grid, curves, values, summaries, differences,
+                        improvement, diagnostics, extras, status)
+
+
+def _agent_mean_curves(recs: list[dict | None], grid: np.ndarray) -> np.ndarray:
+    """[runs, T]: each run's return curve (running mean of 20 episodes), averaged over its
+    agents; NaN after a crashed run's last step and for a missing run."""
+    out = np.full((len(recs), grid.size), np.nan)
+    for i, rec in enumerate(recs):
+        if rec is None:
+            continue
+        per_agent = stats.curves_on_grid([tuple(e) for e in rec["episodes"]], grid,
+                                         ends=[rec["env_steps"]] * len(rec["episodes"]))
+        with np.errstate(all="ignore"):
+            out[i] = per_agent.mean(axis=0)
+    return out
+
+
+__all__ = ["ConfigError", "IssueResults", "RunSpec", "SweepReport", "load", "reproduce",
+           "run_one", "run_scenarios", "run_sweep", "scenario_specs", "select"]

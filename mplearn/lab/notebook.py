@@ -1,0 +1,359 @@
+"""What the notebooks call: the set-up check, short live experiments, monitored demo runs,
+verdicts from ``data/``, and thin widgets over them (the logic is here, so a headless run
+works and the same calls serve a script).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import multiprocessing as mp
+import os
+import platform
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mplearn.core.config import Config
+from mplearn.core.fixes import Fixes
+from mplearn.core.metrics import library_versions
+from mplearn.core.system import System, WorkerError
+from mplearn.diagnose.monitor import Monitor
+from mplearn.issues import NAMES, all_issues, issue, module, scenario, scenarios
+from mplearn.lab import experiments, plots, stats
+
+# --- the set-up ---------------------------------------------------------------------------------
+
+
+def setup_report() -> dict:
+    """What this machine gives the kit: versions, cores, start methods, torch threads."""
+    return {
+        **library_versions(),
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "default start method": mp.get_start_method(allow_none=True) or
+        mp.get_context().get_start_method(),
+        "start method mplearn uses": "spawn",
+        "torch threads in this process": torch.get_num_threads(),
+        "torch threads in each worker": 1,
+        "cuda available": torch.cuda.is_available(),
+    }
+
+
+def catalogue_table() -> str:
+    """One line per issue: name, title, notebook, verdict."""
+    rows = [f"{'issue':<22} {'title':<44} {'notebook':<28} verdict"]
+    for i in all_issues():
+        rows.append(f"{i.name:<22} {i.title:<44} {i.notebook:<28} "
+                    f"{i.verdict or 'not yet measured'}")
+    return "\n".join(rows)
+
+
+# --- short live experiments -----------------------------------------------------------------------
+
+@dataclass
+class Live:
+    """A short paired run of an issue's scenario, fixed and broken, in this process."""
+
+    issue: str
+    condition: str
+    steps: int
+    records: dict[str, list[dict]]  # "fixed"/"broken" -> one record per seed
+
+    def finals(self, variant: str) -> np.ndarray:
+        """Per seed, the mean return of the last 20 episodes (NaN: no episode finished)."""
+        return np.array([experiments.run_values(None, r)[1] for r in self.records[variant]])
+
+    def table(self) -> str:
+        """Final returns per seed, rounded to 0.1: exact for a seed in inline and lockstep."""
+        lines = [f"{self.issue}{f' ({self.condition})' if self.condition else ''}, "
+                 f"{self.steps} env steps, final return per seed:"]
+        for v, recs in self.records.items():
+            values = ", ".join("nan" if math.isnan(x) else f"{x:.1f}" for x in self.finals(v))
+            crashed = [r["error"] for r in recs if r["status"] == "crashed"]
+            lines.append(f"  {v:<7} {values}" + (f"  (crashed: {crashed[0]})" if crashed else ""))
+        return "\n".join(lines)
+
+    def figure(self, title: str | None = None):
+        grid = stats.make_grid(self.steps, 50)
+        curves = {v: experiments._agent_mean_curves(recs, grid)
+                  for v, recs in self.records.items()}
+        summaries = {v: stats.summarize(self.finals(v), statistic="mean")
+                     for v in self.records}
+        return plots.comparison_figure(
+            grid, curves, summaries, title or f"{issue(self.issue).title}: a short live run",
+            statistic="mean")
+
+
+def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | None = None,
+         fixes_on: tuple[bool, ...] = (True, False), mode: str | None = None) -> Live:
+    """Run the issue's scenario (``condition``: one of its conditions, default the first) at
+    ``steps`` env steps for ``seeds`` paired seeds, fixed and broken, one after the other in
+    this process (inline and lockstep give the same numbers for a seed).
+
+    ``mode="inline"`` runs every variant in one process, for scenarios stored as lockstep runs
+    whose short live version would spend most of a notebook's time budget starting processes.
+    Inline and lockstep compute the same thing for a seed, with one exception: the random init
+    of a network built in a worker (with ``initial_state`` broken the actor acts with its own
+    init, drawn in the parent, seeded, inline; in the actor process, unseeded, in lockstep).
+    """
+    sc = scenario(issue_name).scaled(steps=steps, seeds=seeds)
+    pair = next((p for p in sc.pairs() if condition in (None, p[0])), None)
+    if pair is None:
+        raise ValueError(f"condition: {condition!r} is not one of {[p[0] for p in sc.pairs()]}")
+    by_name = {v.name: v for v in sc.variants()}
+    records = {}
+    for fixed in fixes_on:
+        variant = by_name[pair[1] if fixed else pair[2]]
+        specs = experiments.run_specs(sc, variant)
+        if mode is not None:
+            specs = [dataclasses.replace(s, config=s.config.replace(mode=mode)) for s in specs]
+        records["fixed" if fixed else "broken"] = [experiments.run_one(s) for s in specs]
+    return Live(issue_name, pair[0], steps, records)
+
+
+# --- monitored demo runs --------------------------------------------------------------------------
+
+# A short lockstep run in which each switch, when broken, acts (the condition it needs).
+DEMO = Config(mode="lockstep", device="cpu", total_env_steps=600, learning_starts=100,
+              batch_size=16, hidden_dim=16, embedding_dim=16, buffer_size=1000, log_interval=20,
+              learner_path="copy", target_update_period=20, epsilon_decay_updates=200)
+# What each switch needs to act in that run: each issue module's DEMO (empty: none).
+DEMO_CONDITIONS: dict[str, dict] = {n: getattr(module(n), "DEMO", {}) for n in NAMES}
+
+
+def demo_config(broken: tuple[str, ...] = (), **overrides) -> Config:
+    """The demo run's config with ``broken`` switched off and the conditions they need."""
+    extra: dict = {}
+    for name in broken:
+        extra.update(DEMO_CONDITIONS.get(name, {}))
+    return DEMO.replace(fixes=Fixes().without(*broken), **{**extra, **overrides})
+
+
+def monitored_run(config: Config, every: int = 5) -> Monitor:
+    """Run ``config`` to its end under a Monitor; a worker's death is explained, not raised."""
+    system = System(config)
+    monitor = Monitor(system, every=every)
+    try:
+        system.run(progress=monitor)
+    except WorkerError as e:
+        monitor.saw_error(e)
+    return monitor
+
+
+# --- verdicts from data/ --------------------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    issue: str
+    verdict: str  # real | conditional: <condition> | no effect
+    evidence: list[str] = field(default_factory=list)  # one line per condition, with numbers
+
+    def __str__(self) -> str:
+        return "\n".join([f"{self.issue}: {self.verdict}", *(f"  {e}" for e in self.evidence)])
+
+
+def verdict(issue_name: str, root: str = "data") -> Verdict:
+    """Real when the paired difference fixed - broken has a 95% CI above 0 in every condition
+    (or the broken learner crashes); conditional when only in some; otherwise no effect, and
+    it says so when the broken variant did better (a CI below 0) somewhere."""
+    results = experiments.load(issue_name, root)
+    shown, reversed_, evidence = [], [], []
+    for p in results.pairs:
+        cond = p["condition"] or "default"
+        d = results.differences[p["condition"]]
+        crashed = sum(s == "crashed" for s in results.status[p["broken"]])
+        f, b = results.summaries[p["fixed"]], results.summaries[p["broken"]]
+        effect = crashed == len(results.status[p["broken"]]) or d.ci_low > 0
+        shown.append(effect)
+        reversed_.append(not effect and d.ci_high < 0)
+        evidence.append(
+            f"{cond}: fixed IQM {f.iqm:.1f} [{f.ci_low:.1f}, {f.ci_high:.1f}], broken "
+            + (f"crashed in {crashed} of {len(results.status[p['broken']])} runs" if crashed
+               else f"IQM {b.iqm:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]")
+            + (f"; fixed - broken {d.mean:.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}], "
+               f"P(fixed > broken) {results.improvement[p['condition']]:.2f}"
+               if not math.isnan(d.mean) else ""))
+    if all(shown):
+        text = "real"
+    elif any(shown):
+        text = "conditional: " + ", ".join(
+            (p["condition"] or "default") for p, s in zip(results.pairs, shown, strict=True) if s)
+    elif any(reversed_):
+        text = "no harm measured; the broken variant learned faster in: " + ", ".join(
+            (p["condition"] or "default")
+            for p, r in zip(results.pairs, reversed_, strict=True) if r)
+    else:
+        text = "no effect measured"
+    return Verdict(issue_name, text, evidence)
+
+
+def has_data(issue_name: str, root: str = "data") -> bool:
+    return any(s.issue == issue_name for s in scenarios()) and os.path.exists(os.path.join(root, issue_name,
+                                                                 "manifest.json"))
+
+
+# --- widgets (thin) -------------------------------------------------------------------------------
+
+class FixToggle:
+    """A checkbox for one fix, a steps slider and a run button over ``live``: toggle the fix,
+    rerun the short experiment, see the curve change. ``run()`` works without a front end."""
+
+    def __init__(self, issue_name: str, steps: int = 1_500):
+        import ipywidgets as w
+
+        self.issue = issue_name
+        self.fix = w.Checkbox(value=False, description=f"fix {issue_name} on")
+        self.steps = w.IntSlider(value=steps, min=1_000, max=10_000, step=500,
+                                 description="env steps", continuous_update=False)
+        self.button = w.Button(description="run", button_style="primary")
+        self.out = w.Output()
+        self.button.on_click(lambda _: self.run())
+        self.widget = w.VBox([w.HBox([self.fix, self.steps, self.button]), self.out])
+        self.last: Live | None = None
+
+    def run(self) -> Live:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        self.last = live(self.issue, steps=self.steps.value, seeds=1,
+                         fixes_on=(self.fix.value,))
+        self.out.clear_output(wait=True)
+        with self.out:
+            fig = self.last.figure(f"{issue(self.issue).title}: fix "
+                                   f"{'on' if self.fix.value else 'off'}, seed 0")
+            display(fig)
+            plt.close(fig)
+        return self.last
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _agent_color(i: int) -> str:
+    colors = [plots.VARIANT_COLORS[plots.FIXED], *plots.EXTRA_COLORS]
+    return colors[i % len(colors)]
+
+
+def run_figure(result_or_system, title: str = ""):
+    """Learning curve (every agent) and policy lag of a run, finished or in progress."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    src = result_or_system
+    n = src.config.n_agents if hasattr(src, "config") and not isinstance(src.config, dict) \
+        else src.config["n_agents"]
+    collector = getattr(src, "_collector", src)
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1.6, 1])
+    for i in range(n):
+        eps = collector.episodes[i]
+        if eps:
+            steps = np.array([e["env_step"] for e in eps])
+            rets = stats.running_mean(np.array([e["ret"] for e in eps], dtype=float))
+            left.plot(steps, rets, label=f"agent {i}", color=_agent_color(i))
+        acts = collector.actor[i]
+        if acts:
+            right.plot([r["env_step"] for r in acts], [r["policy_lag"] for r in acts],
+                       color=_agent_color(i), label=f"agent {i}")
+    left.set(xlabel="env steps (per agent)", ylabel="return (mean of last 20 episodes)",
+             title=title or "learning curve")
+    right.set(xlabel="env steps (per agent)", ylabel="policy lag (learner updates)",
+              title="how far behind the acting weights are")
+    for ax in (left, right):
+        ax.xaxis.set_major_formatter(FuncFormatter(plots.format_steps))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+class Dashboard:
+    """A checkbox per fix, sliders for a few knobs, a run button, and a learning curve and
+    policy-lag plot that update while the system runs. ``run()`` works without a front end."""
+
+    KNOBS = ("total_env_steps", "n_agents", "updates_per_step", "learning_rate")
+
+    def __init__(self, config: Config | None = None, redraw_s: float = 2.0):
+        import ipywidgets as w
+
+        self.base = config or Config(total_env_steps=10_000, device="cpu")
+        self.redraw_s = redraw_s
+        self.fixes = {name: w.Checkbox(value=True, description=name, indent=False,
+                                       layout=w.Layout(width="210px"))
+                      for name in Fixes.names()}
+        self.mode = w.ToggleButtons(options=["inline", "lockstep", "async"],
+                                    value=self.base.mode, description="mode")
+        self.steps = w.IntSlider(value=self.base.total_env_steps, min=2_000, max=50_000,
+                                 step=1_000, description="env steps", continuous_update=False)
+        self.agents = w.IntSlider(value=self.base.n_agents, min=1, max=4, description="agents")
+        self.ratio = w.FloatLogSlider(value=self.base.updates_per_step, base=10, min=-2, max=0.5,
+                                      description="updates/step", continuous_update=False)
+        self.lr = w.FloatLogSlider(value=self.base.learning_rate, base=10, min=-4, max=-2,
+                                   description="learning rate", continuous_update=False)
+        self.button = w.Button(description="run", button_style="primary")
+        self.status = w.HTML()
+        self.out = w.Output()
+        self.button.on_click(lambda _: self.run())
+        self.widget = w.VBox([
+            w.HTML("<b>fixes</b> (untick to switch a learning issue on)"),
+            w.GridBox(list(self.fixes.values()),
+                      layout=w.Layout(grid_template_columns="repeat(4, 215px)")),
+            self.mode, w.HBox([self.steps, self.agents]), w.HBox([self.ratio, self.lr]),
+            w.HBox([self.button, self.status]), self.out])
+        self.result = None
+        self.monitor: Monitor | None = None
+
+    def config(self) -> Config:
+        broken = [name for name, box in self.fixes.items() if not box.value]
+        return self.base.replace(
+            mode=self.mode.value, total_env_steps=self.steps.value, n_agents=self.agents.value,
+            updates_per_step=float(self.ratio.value), learning_rate=float(self.lr.value),
+            fixes=Fixes().without(*broken))
+
+    def _draw(self, src, title: str) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig = run_figure(src, title)
+        self.out.clear_output(wait=True)
+        with self.out:
+            display(fig)
+        plt.close(fig)
+
+    def run(self):
+        import time
+
+        config = self.config()  # a bad value fails here, before any process starts
+        system = System(config)
+        self.monitor = Monitor(system)
+        last = [0.0]
+
+        def progress(s: System) -> None:
+            self.monitor(s)
+            now = time.monotonic()
+            if now - last[0] >= self.redraw_s:
+                last[0] = now
+                self.status.value = f"{s.env_steps:,} / {config.total_env_steps:,} env steps"
+                self._draw(s, "running ...")
+
+        try:
+            self.result = system.run(progress)
+        except WorkerError as e:
+            self.monitor.saw_error(e)
+            self.status.value = f"a worker died: {e.worker}"
+            self.result = system.result()
+        broken = [n for n, b in self.fixes.items() if not b.value]
+        self._draw(self.result, f"{config.mode}, broken: {', '.join(broken) or 'none'}")
+        self.status.value = (f"done: {self.result.env_steps:,} env steps in "
+                             f"{self.result.wall_s:.1f} s; monitor: "
+                             f"{', '.join(self.monitor.issues) or 'no problems found'}")
+        return self.result
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
