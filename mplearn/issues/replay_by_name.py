@@ -28,7 +28,7 @@ ENTRY = Issue(
     symptom="tiny loss, first-layer gradient exactly 0, no learning",
     diagnostic="checks.replay_batch(batch): all-zero rows; Monitor: the learner's "
                "batches are all zeros",
-    notebook="11_shared_memory_pitfalls",
+    notebook="11_replay_by_name",
     verdict=("real under spawn: the learner samples zeros; final return IQM 18.7 vs 384.6, "
              "difference 364.8 [342.8, 392.4]"))
 

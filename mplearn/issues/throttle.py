@@ -23,7 +23,7 @@ ENTRY = Issue(
     where="async mode",
     symptom="updates per env step far from the configured ratio; overfitting early data",
     diagnostic="Monitor: updates against what updates_per_step allows at the env steps",
-    notebook="12_performance",
+    notebook="17_throttle",
     verdict=("conditional (it changes the update-to-data ratio, which confounds comparisons): "
              "at ratio 0.05 in lockstep the unthrottled learner did 2398 updates instead of "
              "1200 and learned faster (IQM 101.9 vs 40.6); in async with 2 agents it did no "

@@ -27,7 +27,7 @@ ENTRY = Issue(
     where="environments with time limits",
     symptom="values near the time limit pulled towards the last reward",
     diagnostic="checks.replay_batch(batch); Monitor: time-limit rows stored as terminal",
-    notebook="11_shared_memory_pitfalls",
+    notebook="14_truncation_bootstrap",
     verdict=("no effect measured at 25k steps: IQM 375.4 vs 364.1, difference -9.5 [-17.0, "
              "-1.8] (the broken variant slightly ahead)"))
 

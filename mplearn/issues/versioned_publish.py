@@ -41,7 +41,7 @@ ENTRY = Issue(
     symptom="occasional actions from a network that never existed",
     diagnostic="python -m mplearn check versioned_publish (checksum under concurrent "
                "publish); Monitor: actor copies never validated against a sequence number",
-    notebook="11_shared_memory_pitfalls",
+    notebook="12_versioned_publish",
     verdict=("no effect measured on return (async, IQM 391.3 vs 365.1, difference -15.3 "
              "[-35.4, -0.3]); the torn copies are real: 15 to 32% of syncs during a publish "
              "stress"))

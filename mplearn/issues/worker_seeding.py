@@ -23,7 +23,7 @@ ENTRY = Issue(
     where="several agents or actors",
     symptom="agents' exploration decisions identical",
     diagnostic="Monitor: the first actions of the agents compared",
-    notebook="11_shared_memory_pitfalls",
+    notebook="16_worker_seeding",
     verdict=("no effect on return measured (2 agents, IQM 372.7 vs 359.5, difference -23.2 "
              "[-60.5, 12.4]) although the agents' exploration is identical"))
 

@@ -28,7 +28,7 @@ ENTRY = Issue(
     symptom="rare zero or stale rows in batches",
     diagnostic="python -m mplearn check write_before_publish (newest counted row read "
                "under concurrent appends); leaves no trace at rest",
-    notebook="11_shared_memory_pitfalls",
+    notebook="13_write_before_publish",
     verdict=("no effect measured (async, IQM 331.2 vs 365.1, difference 19.9 [-16.9, 66.8]); "
              "the race itself is real under a concurrent stress (45 to 65% of reads of the "
              "newest row)"))
