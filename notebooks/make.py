@@ -7,7 +7,9 @@
 Each ``notebooks/src/NAME.py`` holds cells separated by ``# %%`` lines (``# %% [markdown]`` for
 prose, each line starting with ``# ``), the "percent" format editors understand. It becomes
 ``notebooks/NAME.ipynb``, executed top to bottom with a fresh kernel (Restart & Run All) against
-the installed ``mplearn``; its wall time is printed.
+the installed ``mplearn``; its wall time is printed. The widgets' state is stored with it, and
+every "Try it" widget also leaves its figure as an ``image/png`` in its output, so the stored
+notebook reads without a kernel and without widget support.
 """
 
 from __future__ import annotations
@@ -59,7 +61,11 @@ def build(src: Path) -> nbformat.NotebookNode:
 
 def execute(nb: nbformat.NotebookNode, timeout: int = 600) -> float:
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    # store_widget_state: the widgets' last state goes into the notebook's metadata
+    # ("widgets" / application/vnd.jupyter.widget-state+json), so a view without a kernel
+    # (JupyterLab before a run, nbconvert --to html, nbviewer) shows the controls and the
+    # figure drawn inside them.
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                    resources={"metadata": {"path": str(HERE)}}).execute()
     return time.perf_counter() - start
 
@@ -78,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     for src in sources:
         nb = build(src)
         seconds = 0.0 if args.no_run else execute(nb)
-        nb.metadata.pop("widgets", None)  # widget state: large, and stale without a kernel
         target = HERE / f"{src.stem}.ipynb"
         nbformat.write(nb, target)
         print(f"{target.name}: {len(nb.cells)} cells" +

@@ -1,16 +1,23 @@
 """Shared fixtures: leak checks for child processes and /dev/shm entries.
 
 ``no_leaks`` snapshots this process's children (read from /proc, zombies included, so an
-unreaped worker counts as left behind) and the entries of /dev/shm (shared memory segments
-``psm_*`` and named semaphores ``sem.mp-*``) before a test, and fails the test if anything new
-is still there after it. Test files opt in with ``pytestmark = pytest.mark.usefixtures(...)``.
-The check runs only after a test that passed: a failure's traceback keeps the test's objects
-(and their semaphores) alive, and the failure is reported already.
+unreaped worker counts as left behind) before a test and fails the test if a new one is still
+there after it. It also fails the test if a /dev/shm entry of the test's own (a shared memory
+segment ``psm_*``, a named semaphore ``sem.mp-*``) is left behind. /dev/shm is shared by the
+whole machine (another test run, a notebook, a benchmark), so an entry counts as the test's
+only if this process or one of its descendants mapped it during the test: a sampler thread
+reads their /proc/PID/maps while the test runs, and entries are matched by inode (a named
+semaphore is mapped under the temporary name it was created with). Entries of other programs,
+however many come and go, never count and cost no wait. Test files opt in with
+``pytestmark = pytest.mark.usefixtures(...)``. The check runs only after a test that passed:
+a failure's traceback keeps the test's objects (and their semaphores) alive, and the failure is
+reported already.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 import multiprocessing as mp
 import os
 import time
@@ -24,9 +31,10 @@ SHM = Path("/dev/shm")
 PROC = Path("/proc")
 TAG_VAR = "MPLEARN_TEST_TAG"
 
-# Cleanup is synchronous, so a leak is permanent; the grace period only lets entries of another
-# test run on the same machine (a shared /dev/shm) come and go without failing this one.
+# Cleanup is synchronous, but a worker's exit (and its parent reaping it) takes a moment: the
+# test's own children and /dev/shm entries get this long to go. Foreign entries are not waited for.
 GRACE_S = 3.0
+SAMPLE_S = 0.1  # how often the sampler reads the maps of this process and its descendants
 
 CALL_PASSED = pytest.StashKey[bool]()
 
@@ -98,30 +106,104 @@ def _settle(check, timeout: float):
         time.sleep(0.1)
 
 
+def descendants(root: int | None = None) -> set[int]:
+    """This process (or ``root``) and every process below it, from the parent ids in /proc."""
+    root = os.getpid() if root is None else root
+    parents = {}
+    for entry in os.listdir(PROC):
+        if entry.isdigit():
+            fields = _stat_fields(entry)
+            if fields is not None:
+                parents[int(entry)] = int(fields[1])
+    tree, grew = {root}, True
+    while grew:
+        below = {p for p, pp in parents.items() if pp in tree} - tree
+        tree |= below
+        grew = bool(below)
+    return tree
+
+
+def mapped_shm_inodes(pids) -> set[int]:
+    """Inodes of the /dev/shm files that the processes ``pids`` map now."""
+    inodes = set()
+    for pid in pids:
+        try:
+            maps = (PROC / str(pid) / "maps").read_text()
+        except OSError:  # gone, or not ours to read
+            continue
+        for line in maps.splitlines():
+            fields = line.split(maxsplit=5)  # address perms offset dev inode path
+            if len(fields) == 6 and fields[5].startswith("/dev/shm/"):
+                inodes.add(int(fields[4]))
+    return inodes
+
+
+def shm_inodes() -> dict[str, int]:
+    """{name: inode} of the entries of /dev/shm."""
+    found = {}
+    if SHM.is_dir():
+        for e in os.scandir(SHM):
+            try:
+                found[e.name] = e.inode()
+            except OSError:
+                continue
+    return found
+
+
+class ShmWatch:
+    """The /dev/shm inodes mapped by this process and its descendants while the watch runs,
+    sampled every ``SAMPLE_S`` by a thread (reads of /proc only)."""
+
+    def __init__(self):
+        self.seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="shm-watch", daemon=True)
+
+    def sample(self) -> None:
+        self.seen |= mapped_shm_inodes(descendants())
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self.sample()
+
+    def __enter__(self) -> ShmWatch:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
 @pytest.fixture
 def no_leaks(request):
-    """Fail the test if it leaves a child process or a /dev/shm entry behind."""
+    """Fail the test if it leaves a child process or a /dev/shm entry of its own behind."""
     # The resource tracker is multiprocessing's own lasting helper process (one per
     # interpreter): start it now so that it is part of the snapshot.
     resource_tracker.ensure_running()
     children_before = set(child_pids())
-    shm_before = shm_entries()
-    yield
+    shm_before = shm_inodes()
+    with ShmWatch() as watch:
+        yield
     if not request.node.stash.get(CALL_PASSED, False):
         return
 
     def new_children() -> dict[int, str]:
         return {p: s for p, s in child_pids().items() if p not in children_before}
 
-    def new_shm() -> set[str]:
-        return shm_entries() - shm_before
+    def own_shm() -> set[str]:
+        """Entries created during the test (new names or new inodes) that were ours."""
+        return {name for name, inode in shm_inodes().items()
+                if inode in watch.seen and shm_before.get(name) != inode}
 
-    if new_children() or new_shm():
+    if new_children() or own_shm():
         gc.collect()  # a System dropped by the test releases its semaphores when collected
     assert mp.active_children() == [], "multiprocessing children left alive"
     left = _settle(new_children, GRACE_S)
     assert not left, f"child processes left behind ({{pid: state}}): {left}"
-    left = _settle(new_shm, GRACE_S)
+    left = _settle(own_shm, GRACE_S)
     assert not left, f"/dev/shm entries left behind: {sorted(left)}"
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
-from mplearn.issues import scenarios
-from mplearn.issues.base import Scenario
 
 from mplearn.__main__ import main
 from mplearn.core.config import Config
 from mplearn.core.fixes import Fixes
 from mplearn.core.system import System
+from mplearn.issues import scenarios
+from mplearn.issues.base import Scenario
 from mplearn.lab import experiments as ex
 
 TINY = {"learning_starts": 100, "batch_size": 16, "buffer_size": 1000, "log_interval": 20,
@@ -30,6 +31,7 @@ def tiny_scenario() -> Scenario:
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
+    """The tiny sweep on a local Dask cluster of 2 single-threaded workers (jobs=2)."""
     root = tmp_path_factory.mktemp("data")
     report = ex.run_scenarios([tiny_scenario()], root, jobs=2, progress=False,
                               command="test")
@@ -120,6 +122,39 @@ def test_budget_starts_nothing_that_cannot_end(tmp_path):
     report = ex.run_sweep(specs, tmp_path, jobs=1, progress=False, budget_s=0.0)
     assert (report.ran, report.unfinished) == (0, 2)
     assert not (tmp_path / ex.RUNS).exists()
+
+
+def _run_processes() -> int:
+    """On a Dask worker: its live child processes, multiprocessing's resource tracker aside."""
+    import psutil
+
+    return sum("resource_tracker" not in " ".join(c.cmdline())
+               for c in psutil.Process().children(recursive=True) if c.is_running())
+
+
+def test_sweep_on_an_existing_cluster(tmp_path):
+    """--scheduler: daemonic workers are refused before any run; on non-daemonic ones a
+    crash is a result, and a run past its deadline is stopped with its process tree."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    specs = ex.scenario_specs(tiny_scenario())["broken"]
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as daemonic, \
+            pytest.raises(ValueError, match=r"scheduler: workers .* are daemonic"):
+        ex.run_sweep(specs, tmp_path, scheduler=daemonic.scheduler_address, progress=False)
+    assert not (tmp_path / ex.RUNS).exists()
+    with dask.config.set({"distributed.worker.daemon": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        report = ex.run_sweep(specs, tmp_path, scheduler=cluster.scheduler_address,
+                              progress=False)
+        assert (report.ran, report.crashed, report.unfinished) == (2, 2, 0)
+        assert all((tmp_path / ex.RUNS / f"{s.key}.json").exists() for s in specs)
+        long = ex.RunSpec(Config(**TINY, mode="lockstep", total_env_steps=100_000, device="cpu"))
+        with Client(cluster) as client:
+            record, wall = client.submit(ex.run_task, long, time.time() + 3.0, "no-stop",
+                                         pure=False).result()
+            assert record is None and wall < 30
+            assert sum(client.run(_run_processes).values()) == 0
 
 
 def test_runs_are_content_addressed():

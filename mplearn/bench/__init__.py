@@ -16,6 +16,8 @@ BENCHMARKS = {
     "publish": "cost of a versioned publish and an actor sync, against a plain memory copy",
     "gpu": "CUDA learner updates/s vs CPU, CUDA publish vs device-to-host bandwidth",
     "notebooks": "wall time of each notebook under pytest --nbval-lax",
+    "profile": "the inline learner update and env step op by op (torch.profiler), one thread",
+    "peers": "solve rate and wall time against Stable-Baselines3 QR-DQN and DQN (optional deps)",
 }
 
 

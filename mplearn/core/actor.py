@@ -63,6 +63,7 @@ class Actor:
         self._fault_at = config.fault_at("actor")
         self.syncs = 0
         self.unpulled_steps = [0] * len(channels)  # steps acted with weights never pulled
+        self.truncated_as_terminal = [0] * len(channels)  # time-limit steps stored as terminal
         self._lag = np.zeros(len(channels))  # summed policy lag since the last record
         self._lag_steps = 0
 
@@ -109,6 +110,7 @@ class Actor:
                 terminated = r.terminated
             else:  # `done = terminated or truncated`: no bootstrap at the time limit
                 terminated = r.terminated or r.truncated
+            self.truncated_as_terminal[i] += bool(terminated and r.truncated and not r.terminated)
             for row in self.windows[i].push(r.obs, action, r.reward, r.next_obs, terminated,
                                             r.truncated, version, epsilon):
                 ch.buffer.add(*row)
@@ -134,7 +136,9 @@ class Actor:
                 epsilon=float(ch.epsilon.value), version=self.subscribers[i].version,
                 syncs=self.syncs, sync_retries=self.subscribers[i].retries,
                 checked_syncs=self.subscribers[i].checked,
-                unpulled_steps=self.unpulled_steps[i], threads=torch.get_num_threads())))
+                unpulled_steps=self.unpulled_steps[i],
+                truncated_as_terminal=self.truncated_as_terminal[i],
+                torn_kept=self.subscribers[i].torn_kept, threads=torch.get_num_threads())))
         self._lag[:] = 0
         self._lag_steps = 0
 

@@ -77,6 +77,7 @@ class Learner:
         self._totals = np.zeros(6)
         self._applied_norm_max = 0.0  # the largest gradient norm stepped with since then
         self._recorded_at = 0
+        self._weights_recorded = self._online_weights()  # for the weight change per record
 
     # --- one update --------------------------------------------------------------------------
     def to_tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -203,6 +204,10 @@ class Learner:
         self.maybe_record(records, force=True)
 
     # --- records -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def _online_weights(self) -> torch.Tensor:
+        return torch.cat([p.reshape(-1) for p in self.model.qnetwork_local.parameters()]).cpu()
+
     def maybe_record(self, records, force: bool = False) -> None:
         """Send the averages since the last record, every ``log_interval`` updates."""
         pending = self.updates - self._recorded_at
@@ -212,12 +217,19 @@ class Learner:
         self._totals[:] = 0
         applied, self._applied_norm_max = self._applied_norm_max, 0.0
         self._recorded_at = self.updates
+        weights = self._online_weights()
+        # Did training move the weights the learner trains? (0 when an optimizer is bound to
+        # other parameters: the optimizer_binding bug.)
+        weight_change = float((weights - self._weights_recorded).norm())
+        self._weights_recorded = weights
         records.put((LEARNER, self.channel.agent_id, dict(
             update=self.updates, env_step=int(self.channel.env_steps.value), time=time.time(),
             loss=loss, grad_norm=grad_norm, mean_q=mean_q, clip_fraction=clipped,
             epsilon=self.epsilon, publishes=self.publisher.publishes,
             target_updates=self.target_updates, grad_norm_applied_max=applied,
             train_mode=train_mode, batch_abs_obs=batch_abs_obs, threads=torch.get_num_threads(),
+            weight_change=weight_change,
+            unwritten_sampled=self.channel.buffer.unwritten_sampled,
         )))
 
 

@@ -141,6 +141,10 @@ class ReplayBuffer:
         self._owner = False
         self._finalizer = None
 
+    # Rows this process sampled that were not written yet (the write_before_publish race):
+    # process-local, read by the learner's records.
+    unwritten_sampled = 0
+
     @property
     def capacity(self) -> int:
         return self._capacity
@@ -196,7 +200,11 @@ class ReplayBuffer:
             raise ValueError("cannot sample from an empty ReplayBuffer")
         idx = rng.integers(0, n, size=batch_size)
         # Fancy indexing copies, so the batch stays valid after close() or overwrite.
-        return Batch(**{name: arr[idx] for name, arr in views.items()})
+        batch = Batch(**{name: arr[idx] for name, arr in views.items()})
+        # `steps` is written last and is >= 1 in every written row: a 0 is a row the counter
+        # admitted before it was written (exact until the ring wraps, a lower bound after).
+        self.unwritten_sampled += int(np.count_nonzero(batch.steps == 0))
+        return batch
 
     def close(self) -> None:
         """Detach this process from the segment; idempotent. Does not destroy it."""

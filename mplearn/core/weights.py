@@ -135,6 +135,7 @@ class WeightSubscriber:
         self.copies = 0  # copies made from the shared model
         self.checked = 0  # copies validated against the seqlock (the monitor watches this)
         self.retries = 0  # copies discarded because a write overlapped them
+        self.torn_kept = 0  # copies a write overlapped that were kept (unvalidated copies)
 
     def latest_version(self) -> int:
         return int(self._version)
@@ -151,7 +152,7 @@ class WeightSubscriber:
         if self.fixes.versioned_publish:
             self.version = self._copy_consistent()
         else:  # a plain load_state_dict: a write in progress leaves a mix of two versions
-            self.version = self._copy_once()
+            self.version = self._copy_unvalidated()
         self.copies += 1
         return True
 
@@ -159,6 +160,14 @@ class WeightSubscriber:
         for name, tensor in self._source.items():
             self._local[name].copy_(tensor)
         return int(self._version)
+
+    def _copy_unvalidated(self) -> int:
+        """One plain copy, kept whatever happened; the seqlock is only read to count copies
+        that a write overlapped (the proof that torn copies were acted on)."""
+        before = int(self._seq)
+        version = self._copy_once()
+        self.torn_kept += before % 2 == 1 or int(self._seq) != before
+        return version
 
     def _copy_consistent(self) -> int:
         while True:

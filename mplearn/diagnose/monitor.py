@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mplearn.core.learner import resolve_device, resolve_path
+from mplearn.diagnose import rules
 from mplearn.diagnose.checks import Finding, explain_error, report
 
 
@@ -105,11 +106,7 @@ class Monitor:
         publish = c.publish_interval if self._path == "copy" else 1
         if done > 2 * publish:
             change = (local - local0).abs().max().item()
-            self._add(Finding(
-                "optimizer_binding", change > 0.0,
-                f"agent {i}: the shared weights did not change over {done} updates",
-                "the optimizer steps parameters other than the ones trained and published: "
-                "create it from the train copy's parameters"))
+            self._add(rules.weights_moved(change, done, f"agent {i}: shared weights: "))
         if done > 2 * (c.target_update_period + publish):
             moved = (local - local0).abs().max().item() > 0.0  # else a target cannot move
             change = (target - target0).abs().max().item()
@@ -133,25 +130,14 @@ class Monitor:
         r = learner[-1]
         n = r["update"]
         allowed_targets = n // c.target_update_period
-        self._add(Finding(
-            "single_target_update", r["target_updates"] <= allowed_targets,
-            f"agent {i}: {r['target_updates']} target updates in {n} updates "
-            f"(schedule: {allowed_targets}, every {c.target_update_period})",
-            "update the target in one place only: the loop and train_step both do it"))
+        where = f"agent {i}: "
+        self._add(rules.target_updates(r["target_updates"], n, c.target_update_period, where))
         if self._path == "copy":
-            allowed = n // c.publish_interval + 1  # + the final publish
-            self._add(Finding(
-                "step_counter", r["publishes"] <= allowed,
-                f"agent {i}: {r['publishes']} publishes in {n} updates (schedule: about "
-                f"{allowed - 1}, every {c.publish_interval})",
-                "the step counter that drives the schedules never advances: increment it "
-                "every update"))
-        expected = c.epsilon_at(n)
-        self._add(Finding(
-            "step_counter", r["epsilon"] >= expected - 1e-9,
-            f"agent {i}: learner epsilon {r['epsilon']:.3f} after {n} updates; the schedule "
-            f"says {expected:.3f}",
-            "epsilon decays faster than its schedule: the decay counter advances wrongly"))
+            # (never "too few": the learner publishes at its end, and a short run may end
+            # before its second interval)
+            self._add(rules.publishes(r["publishes"], n, c.publish_interval, where)
+                      if r["publishes"] else rules.publishes(0, 0, c.publish_interval, where))
+        self._add(rules.epsilon_schedule(r["epsilon"], c.epsilon_at(n), n, where))
 
     def _learner_records(self, learner: list[dict]) -> None:
         c = self.config

@@ -39,10 +39,14 @@ class Issue:
     symptom: str
     diagnostic: str
     notebook: str
-    verdict: str | None = None  # real | conditional: ... | no effect, once measured
+    # Ignored: verdicts come from mplearn.lab.verdict (measured, never written by hand). Kept
+    # only so that an entry still passing ``verdict=`` imports; delete once none does.
+    verdict: str | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("verdict")
+        return out
 
 
 
@@ -116,20 +120,54 @@ def fix_on_and_off(name: str, measure: str, experiment: Callable[[Fixes], float]
 # --- the scenarios ----------------------------------------------------------------------------------
 
 STEPS = 25_000  # CartPole-v1 env steps per run: the default config solves it at 20k to 45k
-SEEDS = 5
+SEEDS = 20  # paired seeds per arm: below that the interval is too wide to call "no effect"
+MAX_SEEDS = 40  # the cap, stated in advance, for adding seeds to an inconclusive arm
 CPU = {"device": "cpu"}  # learners on the CPU everywhere: a GPU machine would pick cuda
-PLAN_SOFT = {"tau": 0.005, "target_update_period": 1}  # the plan's soft update, every update
+PLAN_SOFT = {"tau": 0.001, "target_update_period": 1}  # the plan's soft update: tau 0.001, every update
 EXPLOIT = {"epsilon_start": 0.01, "epsilon_end": 0.01}  # a resumed learner's exploration
 NOISY_ONLY = {"noisy": True, "epsilon_start": 0.0, "epsilon_end": 0.0}  # explore by noise alone
 DEEP_SEA = {"env_id": "mplearn/DeepSea-v0", "env_kwargs": {"size": 8}}
 
 
 @dataclass(frozen=True)
+class Margin:
+    """The smallest effect of interest, in the metric's units (return points for a return),
+    declared before any run, with a one-line reason (a share of the task's range, of the fixed
+    arm's spread, or what a practitioner would notice). ``lab.verdict`` calls an interval
+    inside (-value, +value) "no effect"."""
+
+    value: float
+    reason: str
+
+    def __post_init__(self):
+        if not self.value > 0:
+            raise ValueError(f"margin: must be > 0, got {self.value!r}")
+
+
+@dataclass(frozen=True)
+class Manipulation:
+    """The manipulation check: the recorded quantity proving the broken arm did what the bug
+    does. ``measure(run_record)`` reads one stored run record (``lab.experiments.run_one``'s
+    dict: ``learner``, ``actor`` (per agent, columns of records), ``extras``, ``status``,
+    ``episodes``, ...) and returns that quantity, or None when it cannot be read;
+    ``acted(value)`` says whether the value shows the bug acting. The check passes when
+    ``acted`` holds in at least 90% of the broken arm's runs (``lab.verdict``). Both are
+    module-level functions, so that scenarios stay picklable."""
+
+    description: str  # what is measured, e.g. "target distance after the restart"
+    measure: Callable[[dict], float | None]
+    acted: Callable[[float], bool]
+    unit: str = ""
+
+
+@dataclass(frozen=True)
 class Condition:
-    """A setting under which fixed and broken are compared; ``label`` names it ('' alone)."""
+    """A setting under which fixed and broken are compared; ``label`` names it ('' alone).
+    ``margin``, when given, replaces the scenario's (tasks differ in their return range)."""
 
     label: str = ""
     overrides: dict = field(default_factory=dict)
+    margin: Margin | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +209,14 @@ class Scenario:
     metric: Window | None = None  # None: final return (mean of the last 20 episodes)
     diagnostics: tuple[str, ...] = ("learner.loss",)  # "<learner|actor>.<record field>"
     extras: tuple[str, ...] = ()  # per-run measurements (experiments.EXTRAS)
+    margin: Margin | None = None  # the smallest effect of interest (a condition may override)
+    manipulation: Manipulation | None = None  # proof that the broken arm's bug acted
+    max_seeds: int = MAX_SEEDS  # the cap for adding seeds to an inconclusive condition
+
+    def margin_of(self, condition: str) -> Margin | None:
+        """The margin declared for ``condition`` (its own, else the scenario's)."""
+        own = next((c.margin for c in self.conditions if c.label == condition), None)
+        return own or self.margin
 
     def variants(self) -> list[Variant]:
         out = []
@@ -210,3 +256,10 @@ class Scenario:
             return "final return (mean of the last 20 episodes)"
         return (f"return (mean of the last 20 episodes) averaged over env steps "
                 f"{self.metric.start} to {self.metric.end}")
+
+
+# Margins declared before any run (the smallest effect of interest, lab.verdict).
+CARTPOLE_MARGIN = Margin(
+    25.0, "5% of CartPole-v1's 0-500 return range; the same seeds and config on two machines "
+          "already differ by about 21 points per seed")
+DEEP_SEA_MARGIN = Margin(0.1, "10% of DeepSea's 0-1 return range: finding the treasure or not")

@@ -6,11 +6,14 @@ from __future__ import annotations
 from mplearn.core.actor import Actor
 from mplearn.core.fixes import Fixes
 from mplearn.envs import env_spec
+from mplearn.issues import measures
 from mplearn.issues.base import (
     BASE,
+    CARTPOLE_MARGIN,
     EXPLOIT,
     CheckResult,
     Issue,
+    Manipulation,
     Restart,
     Scenario,
     Window,
@@ -27,10 +30,7 @@ ENTRY = Issue(
     where="the first steps of every run; runs initialised from a source model",
     symptom="early transitions from a policy the learner never had",
     diagnostic="Monitor: steps the actor acted with weights it never pulled",
-    notebook="10_initial_model_state",
-    verdict=("conditional: from scratch no effect (epsilon is 1.0 until the first publish); "
-             "resuming trained weights with epsilon 0.01, acting with the actor's random init "
-             "ruins the run, IQM 69.2 vs 321.3, difference 246.2 [217.7, 269.7]"))
+    notebook="10_initial_model_state")
 
 
 def check() -> CheckResult:
@@ -48,6 +48,11 @@ def check() -> CheckResult:
                  experiment, lambda distance: distance > 0.0)
 
 
+def unpulled_steps(record: dict) -> float | None:
+    """Env steps the actor acted with weights it never pulled (both phases)."""
+    return measures.largest(record, "actor", "unpulled_steps")
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "initial_state",
@@ -56,5 +61,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         "the system resumes from trained weights with little exploration: train 15k steps, "
         "restart with epsilon 0.01 (lockstep: real processes).",
         "lockstep", restart=Restart(15_000, EXPLOIT), metric=Window(15_000, 20_000),
+        margin=CARTPOLE_MARGIN,
+        manipulation=Manipulation(
+            "env steps acted with never-pulled weights", unpulled_steps,
+            lambda steps: steps > 0),
         diagnostics=("actor.version", "actor.unpulled_steps", "learner.loss")),
 )

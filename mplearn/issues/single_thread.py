@@ -40,10 +40,7 @@ ENTRY = Issue(
     symptom="multiprocess run slower than the sequential one",
     diagnostic="checks.thread_count(processes); Monitor: threads recorded by each worker; "
                "throughput vs inline",
-    notebook="15_single_thread",
-    verdict=("real (speed): on this 2-core machine, processes at torch's default of 2 threads "
-             "did 5x to 67x fewer learner updates per second than at 1 thread (notebook 12; "
-             "timings vary with load)"))
+    notebook="15_single_thread")
 
 
 def _thread_count_main(*, records) -> None:

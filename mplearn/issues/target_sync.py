@@ -26,11 +26,16 @@ from mplearn.core.weights import (
     IQNAgent,
 )
 from mplearn.envs import env_spec
+from mplearn.issues import measures
 from mplearn.issues.base import (
     BASE,
+    CARTPOLE_MARGIN,
     EXPLOIT,
+    PLAN_SOFT,
     CheckResult,
+    Condition,
     Issue,
+    Manipulation,
     Restart,
     Scenario,
     Window,
@@ -52,12 +57,7 @@ ENTRY = Issue(
     symptom="loss spike after a learner restart; shared target far from the trainer's",
     diagnostic="checks.target_in_sync(published, trainer) after a publish; Monitor: "
                "shared target unchanged while the target is updated and published",
-    notebook="03_target_network_sync",
-    verdict=("conditional: only what reads the shared target is hit; a learner resuming from "
-             "it (hard copy every 100 updates) shows a loss peak of 80 to 101 (fixed: 25 to "
-             "34) and mean Q falling to 5-10 (fixed: 60-74) in the 2k steps after the "
-             "restart, but no significant loss of return: IQM 306.3 vs 334.9, difference "
-             "13.9 [-9.5, 37.3]"))
+    notebook="03_target_network_sync")
 
 
 def check() -> CheckResult:
@@ -74,17 +74,32 @@ def check() -> CheckResult:
                  experiment, lambda distance: distance > 0.0)
 
 
+def target_moved(record: dict) -> float | None:
+    """How far the shared target moved (relative) while the first learner trained."""
+    return measures.extra(record, "target_moved", phase=0)
+
+
+def _restart_scenario(question: str, conditions) -> Scenario:
+    return Scenario(
+        "target_sync", question, "inline", conditions=conditions,
+        overrides={"learner_path": "copy"},
+        restart=Restart(15_000, EXPLOIT), metric=Window(15_000, 20_000),
+        margin=CARTPOLE_MARGIN,
+        manipulation=Manipulation(
+            "relative distance the shared target moved before the restart (0: never published)",
+            target_moved, lambda moved: moved == 0.0),
+        diagnostics=("learner.loss", "learner.mean_q"), extras=("target_distance",))
+
+
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario(
-        "target_sync",
+    _restart_scenario(
         "Publishing only the local network leaves the shared target stale; acting never reads "
         "it, so the effect shows when a new learner resumes from the shared model: train 15k "
         "steps, restart (new actor, learner and replay, epsilon 0.01) for 10k. With the "
-        "default hard copy every 100 updates the resumed learner's target is the stale one "
-        "for its first 100 updates.",
-        "inline", overrides={"learner_path": "copy"},
-        restart=Restart(15_000, EXPLOIT), metric=Window(15_000, 20_000),
-        diagnostics=("learner.loss", "learner.mean_q"), extras=("target_distance",)),
+        "default hard copy every 100 updates the resumed learner's stale target is replaced "
+        "after 100 updates; with the plan's soft update (tau 0.001 every update, a time "
+        "constant of 1,000 updates) it pulls the resumed learner's targets for thousands.",
+        (Condition("hard copy /100"), Condition("plan soft update", PLAN_SOFT))),
 )
 
 
@@ -192,7 +207,7 @@ CONDITIONS = {"hard copy /100": {}, "soft tau 0.005": {"tau": 0.005, "target_upd
 
 
 @dataclass
-class Restart:
+class RestartRuns:
     """Paired restart runs, fixed and broken: per variant one run record per seed."""
 
     condition: str
@@ -258,7 +273,7 @@ def _restart_run(config: Config, at: int) -> dict:
 
 
 def restart(condition: str = "hard copy /100", seeds: int = 2, steps: int = 1_600,
-            at: int = 1_200, learning_starts: int = 200) -> Restart:
+            at: int = 1_200, learning_starts: int = 200) -> RestartRuns:
     """Train ``at`` env steps (CartPole-v1, copy path, inline), then restart from the shared
     models with epsilon 0.01 (a new actor, learner and replay) until ``steps``; fixed and
     broken, paired by seed. A short ``learning_starts`` lets both phases learn."""
@@ -272,4 +287,4 @@ def restart(condition: str = "hard copy /100", seeds: int = 2, steps: int = 1_60
                             total_env_steps=steps, learning_starts=learning_starts,
                             log_interval=20, fixes=fixes, **CONDITIONS[condition])
             records[name].append(_restart_run(config, at))
-    return Restart(condition, steps, at, records)
+    return RestartRuns(condition, steps, at, records)

@@ -10,10 +10,15 @@ import numpy as np
 from mplearn.core.actor import Actor
 from mplearn.core.fixes import Fixes
 from mplearn.envs import StepResult, env_spec
+from mplearn.issues import measures
 from mplearn.issues.base import (
     BASE,
+    CARTPOLE_MARGIN,
     CheckResult,
+    Condition,
     Issue,
+    Manipulation,
+    Margin,
     Scenario,
     fix_on_and_off,
     learner_with_rows,
@@ -27,9 +32,7 @@ ENTRY = Issue(
     where="environments with time limits",
     symptom="values near the time limit pulled towards the last reward",
     diagnostic="checks.replay_batch(batch); Monitor: time-limit rows stored as terminal",
-    notebook="14_truncation_bootstrap",
-    verdict=("no effect measured at 25k steps: IQM 375.4 vs 364.1, difference -9.5 [-17.0, "
-             "-1.8] (the broken variant slightly ahead)"))
+    notebook="14_truncation_bootstrap")
 
 # What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: a time limit at 200 steps.
 DEMO = dict(env_id="MountainCar-v0")
@@ -73,10 +76,26 @@ def check() -> CheckResult:
                  "(no bootstrap)", experiment, lambda fraction: fraction > 0.0)
 
 
+def truncated_as_terminal(record: dict) -> float | None:
+    """Time-limit steps the actor stored as terminal (no bootstrap)."""
+    return measures.last(record, "actor", "truncated_as_terminal")
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "truncation_bootstrap",
-        "Truncation at CartPole-v1's 500-step limit stored as terminal: no bootstrap there. "
-        "It acts only once episodes reach 500 steps, late in a 25k-step run.",
-        "inline", diagnostics=("learner.mean_q", "learner.loss")),
+        "Truncation at the time limit stored as terminal: no bootstrap there. With CartPole's "
+        "500-step limit it acts only once episodes reach 500 steps, late in a 25k-step run; "
+        "with a 100-step limit most episodes end at the limit once the agent balances, so "
+        "the wrong targets are frequent (the treasure hunt, every episode truncated, is the "
+        "multi-agent case: notebook 18).",
+        "inline",
+        conditions=(Condition("limit 500"),
+                    Condition("limit 100", {"env_kwargs": {"max_episode_steps": 100}},
+                              Margin(5.0, "5% of the 0-100 return range of a 100-step limit"))),
+        margin=CARTPOLE_MARGIN,
+        manipulation=Manipulation(
+            "time-limit steps stored as terminal", truncated_as_terminal,
+            lambda n: n >= 1),
+        diagnostics=("learner.mean_q", "learner.loss", "actor.truncated_as_terminal")),
 )

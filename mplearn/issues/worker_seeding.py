@@ -9,8 +9,10 @@ from mplearn.core.fixes import Fixes
 from mplearn.core.system import System
 from mplearn.issues.base import (
     BASE,
+    CARTPOLE_MARGIN,
     CheckResult,
     Issue,
+    Manipulation,
     Scenario,
     fix_on_and_off,
 )
@@ -23,9 +25,7 @@ ENTRY = Issue(
     where="several agents or actors",
     symptom="agents' exploration decisions identical",
     diagnostic="Monitor: the first actions of the agents compared",
-    notebook="16_worker_seeding",
-    verdict=("no effect on return measured (2 agents, IQM 372.7 vs 359.5, difference -23.2 "
-             "[-60.5, 12.4]) although the agents' exploration is identical"))
+    notebook="16_worker_seeding")
 
 # What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: more than one random stream.
 DEMO = dict(n_agents=2)
@@ -49,11 +49,20 @@ def check() -> CheckResult:
                  experiment, lambda same: same > 0.9)
 
 
+def equal_exploration(record: dict) -> float | None:
+    """Fraction of equal actions of the two agents among rows both collected exploring."""
+    phases = record.get("extras", {}).get("equal_actions") or []
+    return phases[0].get("explore") if phases and phases[0] else None
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "worker_seeding",
         "Every worker seeded alike: two agents draw the same exploration decisions and replay "
         "indices (lockstep, 2 agents; the value compared is the mean over agents).",
-        "lockstep", overrides={"n_agents": 2}, diagnostics=("learner.loss",),
-        extras=("equal_actions",)),
+        "lockstep", overrides={"n_agents": 2}, margin=CARTPOLE_MARGIN,
+        manipulation=Manipulation(
+            "fraction of equal actions of the two agents while exploring", equal_exploration,
+            lambda same: same >= 0.99),
+        diagnostics=("learner.loss",), extras=("equal_actions",)),
 )

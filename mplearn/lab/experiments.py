@@ -6,10 +6,12 @@ several issues (the fixed system with identical config) is done once, and a run 
 exists is skipped (resumption). Variants with the same seed share environment seeds and initial
 weights (``System`` seeds both from ``Config.seed``), so their difference is paired.
 
-``run_sweep`` runs each spec in its own spawned process (its workers are that process's
-children), as many at once as the cores allow. A run that fails (a broken variant that crashes
-by design) is stored with status "crashed", its error, a traceback summary and its partial
-curves. ``reproduce`` regenerates ``data/``; ``load`` gives a notebook what it plots.
+``run_sweep`` runs the specs as tasks on Dask (a local cluster of single-threaded worker
+processes, or an existing cluster): each task runs its spec in its own spawned process (its
+workers are that process's children), as many at once as the cores allow. A run that fails
+(a broken variant that crashes by design) is stored with status "crashed", its error, a
+traceback summary and its partial curves. ``reproduce`` regenerates ``data/``; ``load``
+gives a notebook what it plots.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 import math
 import multiprocessing as mp
 import os
 import platform
 import queue
+import re
 import sys
+import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +152,13 @@ def _target_distance(system: System) -> list[float]:
 
 
 @torch.no_grad()
+def _shared_targets(system: System) -> list[torch.Tensor]:
+    """Per agent, a copy of the shared target network's parameters, flattened."""
+    return [torch.cat([p.reshape(-1) for p in m.qnetwork_target.parameters()]).clone()
+            for m in system.shared_models]
+
+
+@torch.no_grad()
 def _sigmas(system: System) -> list[np.ndarray]:
     """Per agent, the shared online network's NoisyLinear sigma parameters, flattened."""
     out = []
@@ -176,9 +189,14 @@ def _run_phase(system: System) -> tuple[dict, BaseException | None]:
     try:
         system.start()
         sigma0 = _sigmas(system)
+        target0 = _shared_targets(system)
         while not system.done:
             system.poll(timeout=0.1)
         extras["target_distance"] = _target_distance(system)
+        # How far each shared target moved during the phase (0: never written by a publish).
+        extras["target_moved"] = [
+            _round(float((t1 - t0).norm() / t0.norm()))
+            for t0, t1 in zip(target0, _shared_targets(system), strict=True)]
         if any(s.size for s in sigma0):
             extras["sigma"] = [{"start": _round(float(np.abs(s0).mean())),
                                 "end": _round(float(np.abs(s1).mean())),
@@ -194,15 +212,34 @@ def _run_phase(system: System) -> tuple[dict, BaseException | None]:
     return extras, error
 
 
+# The package's own folder: a frame is ours when its file is one of the package's modules.
+_PACKAGE = Path(__file__).resolve().parents[1]
+_FRAME = re.compile(r'\s*File "(?P<path>[^"]+)", line \d+')
+
+
+def _is_ours(path: str) -> bool:
+    """Whether a traceback frame's file is a module of the mplearn package. Not a substring
+    test: a checkout in a folder named ``mplearn`` holds its virtual environment's torch too.
+    The file's path below its last folder named ``mplearn`` must be a module of this package,
+    so a traceback from another checkout or machine (a crash record, a Dask worker) matches."""
+    parts = re.split(r"[\\/]", path)
+    if "mplearn" not in parts:
+        return False
+    rel = parts[len(parts) - parts[::-1].index("mplearn"):]
+    return bool(rel) and "site-packages" not in rel and "dist-packages" not in rel \
+        and _PACKAGE.joinpath(*rel).is_file()
+
+
 def summarize_traceback(detail: str, frames: int = 6) -> tuple[str, str]:
-    """(the error's last line, a summary): the last ``frames`` frames inside mplearn, each
-    with its source line, then the error."""
+    """(the error's last line, a summary): the last ``frames`` frames inside the mplearn
+    package, each with its source line, then the error."""
     lines = [ln for ln in detail.strip().splitlines() if ln.strip()]
     if not lines:
         return "unknown error", ""
     ours = []
     for i, ln in enumerate(lines[:-1]):
-        if ln.lstrip().startswith('File "') and "mplearn" in ln:
+        frame = _FRAME.match(ln)
+        if frame and _is_ours(frame["path"]):
             ours.append(ln.strip())
             nxt = lines[i + 1]
             if not nxt.lstrip().startswith(("File ", "^", "~")):
@@ -319,77 +356,150 @@ def _crashed_record(spec: RunSpec, error: str, detail: str) -> dict:
             "actor": [{} for _ in range(n)], "extras": {}}
 
 
-def default_jobs() -> int:
-    return max(1, os.cpu_count() or 1)
+def _daemonic() -> bool:
+    """Run on each Dask worker: a daemonic worker process may not start a run's process."""
+    return mp.current_process().daemon
+
+
+def run_task(spec: RunSpec, deadline: float, stop: str) -> tuple[dict | None, float]:
+    """A Dask task: run ``spec`` in its own spawned process (its workers are that process's
+    children) and return (its record, wall seconds), or (None, seconds) when stopped at
+    ``deadline`` (``time.time()``) or by the sweep's ``stop`` event. The record travels back
+    to the client, so the workers need no shared filesystem. A run that raises or whose
+    process dies gives a crashed record."""
+    from distributed import Event
+
+    started = time.monotonic()
+    ctx = mp.get_context("spawn")
+    errors = ctx.Queue()
+    name = f"run-{spec.key}"
+    with tempfile.TemporaryDirectory(prefix="mplearn-") as tmp:
+        path = Path(tmp) / f"{spec.key}.json"
+        p = ctx.Process(target=worker_main, name=name,
+                        args=(name, errors, Fixes(), run_main, spec, str(path)))
+        p.start()  # not a daemon: its own workers are its children
+        stopped = Event(stop)
+        while p.exitcode is None:
+            p.join(timeout=1.0)
+            if p.exitcode is None and (time.time() > deadline or stopped.is_set()):
+                p.terminate()  # its workers follow it (they exit with their parent)
+                p.join(timeout=10)
+                return None, time.monotonic() - started
+        if path.exists():
+            record = json.loads(path.read_text())
+        else:  # the run process itself failed
+            failures: dict[str, str] = {}
+            _drain_errors(errors, failures, timeout=0.5)
+            detail = failures.get(name, f"the run process exited with code {p.exitcode}")
+            record = _crashed_record(spec, *summarize_traceback(detail))
+    return record, time.monotonic() - started
+
+
+@contextmanager
+def _client(jobs: int | None, scheduler: str | None):
+    """A Dask client: on the cluster at ``scheduler``, or on a local cluster of ``jobs``
+    (default: all cores) single-threaded worker processes. Workers must not be daemonic (a
+    daemonic process may not have children, and every run is a child of its worker)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"distributed.worker.daemon": False}):  # also for restarted workers
+        if scheduler:
+            try:
+                client = Client(scheduler, set_as_default=False)
+            except OSError as e:  # unreachable, or timed out
+                raise ValueError(f"scheduler: cannot connect to {scheduler}: {e}") from None
+            cluster = None
+        else:
+            cluster = LocalCluster(n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1,
+                                   processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
+            client = Client(cluster, set_as_default=False)
+        try:
+            daemonic = sorted(a for a, d in client.run(_daemonic).items() if d)
+            if daemonic:
+                raise ValueError(f"scheduler: workers {', '.join(daemonic)} are daemonic and "
+                                 "cannot start runs; start them with "
+                                 "DASK_DISTRIBUTED__WORKER__DAEMON=False")
+            yield client
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = None,
-              progress: bool = True, budget_s: float | None = None) -> SweepReport:
-    """Run every spec whose file is missing under ``root/runs``; ``jobs`` cores at once (a run
-    takes as many as it keeps busy). With ``budget_s``, no run starts that would not end in
-    time, and runs still going at the end are stopped (left for the next sweep)."""
+              progress: bool = True, budget_s: float | None = None,
+              scheduler: str | None = None) -> SweepReport:
+    """Run every spec whose file is missing under ``root/runs`` on Dask: a local cluster of
+    ``jobs`` single-threaded workers (default: one per core), or the cluster at ``scheduler``
+    (``jobs`` default: its worker threads). At most ``jobs`` cores are kept busy (a run takes
+    as many as it keeps busy). With ``budget_s``, no run starts that would not end in time,
+    and runs still going at the end are stopped (left for the next sweep)."""
+    from distributed import KilledWorker, as_completed
     from tqdm import tqdm
 
-    t0 = time.monotonic()
-    jobs = jobs or default_jobs()
+    t0 = time.time()
     store = Path(root) / RUNS
     unique = {s.key: s for s in specs}
     todo = [s for k, s in unique.items() if not (store / f"{k}.json").exists()]
     report = SweepReport(skipped=len(unique) - len(todo))
     todo.sort(key=lambda s: -s.cost_s() * s.cores())  # longest first: a shorter tail
-    ctx = mp.get_context("spawn")
-    errors = ctx.Queue()
-    running: dict = {}  # sentinel -> (process, spec, started)
-    slowdown = 1.0  # observed wall / prior cost, the largest seen
     deadline = t0 + budget_s if budget_s is not None else math.inf
-    failures: dict[str, str] = {}
+    slowdown = 1.0  # observed wall / prior cost, the largest seen
+    if not any(t0 + s.cost_s() <= deadline for s in todo):  # nothing to do: no cluster
+        report.unfinished = len(todo)
+        report.wall_s = round(time.time() - t0, 1)
+        return report
     bar = tqdm(total=len(todo), unit="run", desc="reproduce", disable=not progress,
                file=sys.stderr)
-    try:
-        while todo or running:
-            busy = sum(s.cores() for _, s, _ in running.values())
+    stop = f"mplearn-stop-{uuid.uuid4().hex}"
+    running: dict = {}  # future -> spec
+    with _client(jobs, scheduler) as client:
+        jobs = jobs or sum(client.nthreads().values())
+        done = as_completed(loop=client.loop)
+
+        def submit() -> None:
+            busy = sum(s.cores() for s in running.values())
             for spec in list(todo):
                 fits = busy + spec.cores() <= jobs or not running
-                ends = time.monotonic() + spec.cost_s() * slowdown <= deadline
-                if fits and ends:
-                    path = store / f"{spec.key}.json"
-                    p = ctx.Process(target=worker_main, name=f"run-{spec.key}",
-                                    args=(f"run-{spec.key}", errors, Fixes(), run_main, spec,
-                                          str(path)))
-                    p.start()  # not a daemon: its own workers are its children
-                    running[p.sentinel] = (p, spec, time.monotonic())
+                if fits and time.time() + spec.cost_s() * slowdown <= deadline:
+                    future = client.submit(run_task, spec, deadline, stop, pure=False,
+                                           key=f"run-{spec.key}-{uuid.uuid4().hex[:8]}")
+                    running[future] = spec
+                    done.add(future)
                     todo.remove(spec)
                     busy += spec.cores()
-            if not running:
-                break  # nothing fits in the time left
-            ready = wait(list(running), timeout=1.0)
-            _drain_errors(errors, failures)
-            for sentinel in ready:
-                p, spec, started = running.pop(sentinel)
-                p.join()
-                path = store / f"{spec.key}.json"
-                if not path.exists():  # the run process itself failed
-                    _drain_errors(errors, failures, timeout=0.5)
-                    detail = failures.get(f"run-{spec.key}",
-                                          f"the run process exited with code {p.exitcode}")
-                    _write_json(path, _crashed_record(spec, *summarize_traceback(detail)))
-                rec = json.loads(path.read_text())
-                report.ran += 1
-                report.crashed += rec["status"] == "crashed"
-                if rec["status"] == "ok":
-                    slowdown = max(slowdown, (time.monotonic() - started) / spec.cost_s())
-                bar.update(1)
-                bar.set_postfix(crashed=report.crashed, running=len(running), refresh=False)
-            if time.monotonic() > deadline:
-                break
-    finally:
-        for p, _, _ in running.values():  # stopped at the budget, or interrupted
-            p.terminate()
-        for p, _, _ in running.values():
-            p.join(timeout=10)
-        bar.close()
-    report.unfinished = len(todo) + len(running)
-    report.wall_s = round(time.monotonic() - t0, 1)
+
+        try:
+            submit()
+            for future in done:
+                spec = running.pop(future)
+                try:
+                    record, wall = future.result()
+                except KilledWorker:  # its Dask worker died, again and again: not a result
+                    record, wall = None, 0.0
+                if record is None:  # stopped at the budget
+                    report.unfinished += 1
+                else:
+                    _write_json(store / f"{spec.key}.json", record)
+                    report.ran += 1
+                    report.crashed += record["status"] == "crashed"
+                    if record["status"] == "ok":
+                        slowdown = max(slowdown, wall / spec.cost_s())
+                    bar.update(1)
+                    bar.set_postfix(crashed=report.crashed, running=len(running),
+                                    refresh=False)
+                submit()
+        finally:  # interrupted: stop the runs (on a cluster that outlives this sweep too)
+            if running:
+                from distributed import Event, wait
+
+                Event(stop, client=client).set()
+                wait(list(running), timeout=15)
+            bar.close()
+    report.unfinished += len(todo) + len(running)
+    report.wall_s = round(time.time() - t0, 1)
     return report
 
 
@@ -432,6 +542,82 @@ def run_values(window: dict | None, rec: dict) -> tuple[float, float]:
     return float(np.mean(final)), float(np.mean(metric))
 
 
+def where_run(rec: dict) -> dict:
+    """Where a run record was made: its machine label and torch version."""
+    return {"machine": rec["machine"]["label"], "torch": str(rec["versions"].get("torch"))}
+
+
+ONE_MACHINE_EXCLUSION = "runs on two machines or torch builds"
+
+
+@dataclass
+class PairedRuns:
+    """The usable pairs of one condition (seed i of the fixed arm with seed i of the broken
+    one), and the pairs left out, counted by reason: a missing run; runs on two machines or
+    torch builds (two machines running one config and seed differ by more than several
+    effects); a run with no finished episode (no value)."""
+
+    seeds: list[int] = dataclasses.field(default_factory=list)
+    fixed: list[dict] = dataclasses.field(default_factory=list)  # run records
+    broken: list[dict] = dataclasses.field(default_factory=list)
+    fixed_values: list[float] = dataclasses.field(default_factory=list)  # the metric
+    broken_values: list[float] = dataclasses.field(default_factory=list)
+    machines: list[str] = dataclasses.field(default_factory=list)  # distinct, of pairs used
+    excluded: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def differences(self) -> np.ndarray:
+        return np.asarray(self.fixed_values, dtype=float) - np.asarray(self.broken_values,
+                                                                        dtype=float)
+
+    def _exclude(self, why: str) -> None:
+        self.excluded[why] = self.excluded.get(why, 0) + 1
+
+
+def paired_runs(manifest: dict, pair: dict, base: str | Path) -> PairedRuns:
+    """The pairs of ``pair`` (a manifest's {condition, fixed, broken}) that a verdict uses;
+    ``base`` the manifest's folder. A crashed run's metric is its partial curve's
+    (``run_values``)."""
+    window = manifest["metric"]["window"]
+
+    def rows(variant: str) -> dict[int, dict]:
+        return {r["seed"]: r for r in manifest["runs"] if r["variant"] == variant}
+
+    fixed, broken = rows(pair["fixed"]), rows(pair["broken"])
+    out = PairedRuns()
+    for seed in sorted(set(fixed) | set(broken)):
+        paths = [Path(base) / r["file"] for r in (fixed.get(seed), broken.get(seed))
+                 if r is not None and r.get("status") != "missing"]
+        if len(paths) < 2 or not all(q.exists() for q in paths):
+            out._exclude("missing run")
+            continue
+        rf, rb = (json.loads(q.read_text()) for q in paths)
+        if where_run(rf) != where_run(rb):
+            out._exclude(ONE_MACHINE_EXCLUSION)
+            continue
+        vf, vb = run_values(window, rf)[1], run_values(window, rb)[1]
+        if not (math.isfinite(vf) and math.isfinite(vb)):
+            out._exclude("no finished episode")
+            continue
+        out.seeds.append(seed)
+        out.fixed.append(rf)
+        out.broken.append(rb)
+        out.fixed_values.append(vf)
+        out.broken_values.append(vb)
+        label = "{machine}, torch {torch}".format(**where_run(rf))
+        if label not in out.machines:
+            out.machines.append(label)
+    return out
+
+
+def _declared(scenario: Scenario, condition: str | None = None) -> dict:
+    """What the scenario declares before any run, for the manifest."""
+    margin = scenario.margin_of(condition) if condition is not None else scenario.margin
+    m = scenario.manipulation
+    return {"margin": dataclasses.asdict(margin) if margin else None,
+            "manipulation": {"description": m.description, "unit": m.unit} if m else None}
+
+
 def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
     root = Path(root)
     window = dataclasses.asdict(scenario.metric) if scenario.metric else None
@@ -446,8 +632,7 @@ def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
                 row.update(status=rec["status"], env_steps=rec["env_steps"],
                            updates=rec["updates"], final_return=_round(final),
                            metric=_round(metric),
-                           wall_s=rec["wall_s"], machine=rec["machine"]["label"],
-                           error=rec["error"])
+                           wall_s=rec["wall_s"], **where_run(rec), error=rec["error"])
                 where = machines.setdefault(rec["machine"]["label"], {
                     **rec["machine"], "library_versions": rec["versions"], "runs": 0})
                 where["runs"] += 1
@@ -461,6 +646,9 @@ def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
     manifest = {
         "issue": scenario.issue, "title": info.title, "question": scenario.question,
         "metric": {"label": scenario.metric_label, "window": window},
+        # Declared before the runs (the verdict reads them from the scenario, in code).
+        "declared": {"metric": scenario.metric_label, **_declared(scenario),
+                     "max_seeds": scenario.max_seeds},
         "scenario": {"mode": scenario.mode, "steps": scenario.steps, "seeds": scenario.seeds,
                      "restart": dataclasses.asdict(scenario.restart) if scenario.restart
                      else None,
@@ -470,7 +658,8 @@ def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
                       "overrides": v.overrides,
                       "config": run_specs(scenario, v)[0].config.to_dict()}
                      for v in variants],
-        "pairs": [{"condition": c, "fixed": f, "broken": b} for c, f, b in scenario.pairs()],
+        "pairs": [{"condition": c, "fixed": f, "broken": b, **_declared(scenario, c),
+                   "seeds": _pair_machines(runs, f, b)} for c, f, b in scenario.pairs()],
         "runs": runs,
         "complete": all(r["status"] != "missing" for r in runs),
         "provenance": {
@@ -483,6 +672,18 @@ def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
     }
     _write_json(root / scenario.issue / "manifest.json", manifest, indent=1)
     return manifest
+
+
+def _pair_machines(runs: list[dict], fixed: str, broken: str) -> list[dict]:
+    """Per seed with both runs stored: where each ran, and whether that is one machine and
+    torch build (a verdict uses only those)."""
+    by = {(r["variant"], r["seed"]): r for r in runs if r["status"] != "missing"}
+    out = []
+    for seed in sorted({s for v, s in by if v == fixed} & {s for v, s in by if v == broken}):
+        f, b = ({"machine": by[(v, seed)]["machine"], "torch": by[(v, seed)]["torch"]}
+                for v in (fixed, broken))
+        out.append({"seed": seed, "fixed": f, "broken": b, "one_machine": f == b})
+    return out
 
 
 def select(names: Iterable[str] | None = None, steps: int | None = None,
@@ -505,14 +706,26 @@ def select(names: Iterable[str] | None = None, steps: int | None = None,
     return chosen
 
 
+def _paired_order(scenarios: list[Scenario]):
+    """Specs in the order they should run: scenario by scenario, condition by condition, and
+    within a condition seed by seed, fixed then broken. A sweep cut short by its budget then
+    leaves complete pairs (at most one pair per worker unfinished), all from one sitting."""
+    for s in scenarios:
+        by_variant = scenario_specs(s)
+        for _, fixed, broken in s.pairs():
+            for pair in zip(by_variant[fixed], by_variant[broken], strict=True):
+                yield from pair
+
+
 def run_scenarios(scenarios: list[Scenario], root: str | Path = "data",
                   jobs: int | None = None, progress: bool = True,
-                  budget_s: float | None = None, command: str | None = None) -> SweepReport:
+                  budget_s: float | None = None, command: str | None = None,
+                  scheduler: str | None = None) -> SweepReport:
     """Run the scenarios' missing runs (shared runs once) and (re)write their manifests."""
     if jobs is not None and jobs <= 0:
         raise ValueError(f"jobs: must be > 0, got {jobs}")
-    specs = [spec for s in scenarios for specs in scenario_specs(s).values() for spec in specs]
-    report = run_sweep(specs, root, jobs, progress, budget_s)
+    specs = list(_paired_order(scenarios))
+    report = run_sweep(specs, root, jobs, progress, budget_s, scheduler)
     command = command or " ".join(["python -m mplearn", *sys.argv[1:]])
     for s in scenarios:
         if write_manifest(s, root, command)["complete"]:
@@ -536,9 +749,12 @@ def save_figures(issue_name: str, root: str | Path = "data") -> list[Path]:
 
 def reproduce(names: Iterable[str] | None = None, steps: int | None = None,
               seeds: int | None = None, jobs: int | None = None, root: str | Path = "data",
-              progress: bool = True, budget_s: float | None = None) -> SweepReport:
-    """``python -m mplearn reproduce``: the named scenarios (all by default), scaled."""
-    return run_scenarios(select(names, steps, seeds), root, jobs, progress, budget_s)
+              progress: bool = True, budget_s: float | None = None,
+              scheduler: str | None = None) -> SweepReport:
+    """``python -m mplearn reproduce``: the named scenarios (all by default), scaled; on the
+    Dask cluster at ``scheduler`` (default: a local one)."""
+    return run_scenarios(select(names, steps, seeds), root, jobs, progress, budget_s,
+                         scheduler=scheduler)
 
 
 # --- loading, for the notebooks -------------------------------------------------------------------

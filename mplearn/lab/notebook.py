@@ -22,6 +22,7 @@ from mplearn.core.system import System, WorkerError
 from mplearn.diagnose.monitor import Monitor
 from mplearn.issues import NAMES, all_issues, issue, module, scenario, scenarios
 from mplearn.lab import experiments, plots, stats
+from mplearn.lab import verdict as verdict_lib
 
 # --- the set-up ---------------------------------------------------------------------------------
 
@@ -41,12 +42,13 @@ def setup_report() -> dict:
     }
 
 
-def catalogue_table() -> str:
-    """One line per issue: name, title, notebook, verdict."""
+def catalogue_table(root: str = "data") -> str:
+    """One line per issue: name, title, notebook, and its verdicts from ``root``
+    (``mplearn.lab.verdict``: the label per condition)."""
     rows = [f"{'issue':<22} {'title':<44} {'notebook':<28} verdict"]
     for i in all_issues():
         rows.append(f"{i.name:<22} {i.title:<44} {i.notebook:<28} "
-                    f"{i.verdict or 'not yet measured'}")
+                    f"{verdict_lib.issue_verdicts(i.name, root).summary}")
     return "\n".join(rows)
 
 
@@ -87,7 +89,8 @@ class Live:
 
 
 def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | None = None,
-         fixes_on: tuple[bool, ...] = (True, False), mode: str | None = None) -> Live:
+         fixes_on: tuple[bool, ...] = (True, False), mode: str | None = None,
+         overrides: dict | None = None) -> Live:
     """Run the issue's scenario (``condition``: one of its conditions, default the first) at
     ``steps`` env steps for ``seeds`` paired seeds, fixed and broken, one after the other in
     this process (inline and lockstep give the same numbers for a seed).
@@ -97,6 +100,8 @@ def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | N
     Inline and lockstep compute the same thing for a seed, with one exception: the random init
     of a network built in a worker (with ``initial_state`` broken the actor acts with its own
     init, drawn in the parent, seeded, inline; in the actor process, unseeded, in lockstep).
+    ``overrides`` (config fields) shorten a run for a "Try it", e.g. an earlier
+    ``learning_starts``.
     """
     sc = scenario(issue_name).scaled(steps=steps, seeds=seeds)
     pair = next((p for p in sc.pairs() if condition in (None, p[0])), None)
@@ -107,8 +112,9 @@ def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | N
     for fixed in fixes_on:
         variant = by_name[pair[1] if fixed else pair[2]]
         specs = experiments.run_specs(sc, variant)
-        if mode is not None:
-            specs = [dataclasses.replace(s, config=s.config.replace(mode=mode)) for s in specs]
+        change = {**({"mode": mode} if mode is not None else {}), **(overrides or {})}
+        if change:
+            specs = [dataclasses.replace(s, config=s.config.replace(**change)) for s in specs]
         records["fixed" if fixed else "broken"] = [experiments.run_one(s) for s in specs]
     return Live(issue_name, pair[0], steps, records)
 
@@ -144,49 +150,10 @@ def monitored_run(config: Config, every: int = 5) -> Monitor:
 
 # --- verdicts from data/ --------------------------------------------------------------------------
 
-@dataclass
-class Verdict:
-    issue: str
-    verdict: str  # real | conditional: <condition> | no effect
-    evidence: list[str] = field(default_factory=list)  # one line per condition, with numbers
-
-    def __str__(self) -> str:
-        return "\n".join([f"{self.issue}: {self.verdict}", *(f"  {e}" for e in self.evidence)])
-
-
-def verdict(issue_name: str, root: str = "data") -> Verdict:
-    """Real when the paired difference fixed - broken has a 95% CI above 0 in every condition
-    (or the broken learner crashes); conditional when only in some; otherwise no effect, and
-    it says so when the broken variant did better (a CI below 0) somewhere."""
-    results = experiments.load(issue_name, root)
-    shown, reversed_, evidence = [], [], []
-    for p in results.pairs:
-        cond = p["condition"] or "default"
-        d = results.differences[p["condition"]]
-        crashed = sum(s == "crashed" for s in results.status[p["broken"]])
-        f, b = results.summaries[p["fixed"]], results.summaries[p["broken"]]
-        effect = crashed == len(results.status[p["broken"]]) or d.ci_low > 0
-        shown.append(effect)
-        reversed_.append(not effect and d.ci_high < 0)
-        evidence.append(
-            f"{cond}: fixed IQM {f.iqm:.1f} [{f.ci_low:.1f}, {f.ci_high:.1f}], broken "
-            + (f"crashed in {crashed} of {len(results.status[p['broken']])} runs" if crashed
-               else f"IQM {b.iqm:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]")
-            + (f"; fixed - broken {d.mean:.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}], "
-               f"P(fixed > broken) {results.improvement[p['condition']]:.2f}"
-               if not math.isnan(d.mean) else ""))
-    if all(shown):
-        text = "real"
-    elif any(shown):
-        text = "conditional: " + ", ".join(
-            (p["condition"] or "default") for p, s in zip(results.pairs, shown, strict=True) if s)
-    elif any(reversed_):
-        text = "no harm measured; the broken variant learned faster in: " + ", ".join(
-            (p["condition"] or "default")
-            for p, r in zip(results.pairs, reversed_, strict=True) if r)
-    else:
-        text = "no effect measured"
-    return Verdict(issue_name, text, evidence)
+def verdict(issue_name: str, root: str = "data") -> verdict_lib.Verdicts:
+    """The issue's verdicts, one per condition, from ``mplearn.lab.verdict`` (the only source
+    of verdict text); prints "not measured yet" when ``root`` has no data for it."""
+    return verdict_lib.issue_verdicts(issue_name, root)
 
 
 def has_data(issue_name: str, root: str = "data") -> bool:
@@ -196,41 +163,153 @@ def has_data(issue_name: str, root: str = "data") -> bool:
 
 # --- widgets (thin) -------------------------------------------------------------------------------
 
-class FixToggle:
-    """A checkbox for one fix, a steps slider and a run button over ``live``: toggle the fix,
-    rerun the short experiment, see the curve change. ``run()`` works without a front end."""
+def _png(fig) -> str:
+    """A matplotlib figure as base64 PNG, for a display bundle's ``image/png``."""
+    import base64
+    import io
 
-    def __init__(self, issue_name: str, steps: int = 1_500):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class _TryBase:
+    """What every "Try it" widget shares: a run button, an output area, the last figure, and a
+    display bundle that carries the widget *and* its last figure as ``image/png``, so a view
+    without widget support (GitHub, nbviewer, a notebook opened without a kernel) still shows
+    the figure. ``run()`` works without a front end."""
+
+    def _build(self, controls: list, see: str) -> None:
         import ipywidgets as w
 
-        self.issue = issue_name
-        self.fix = w.Checkbox(value=False, description=f"fix {issue_name} on")
-        self.steps = w.IntSlider(value=steps, min=1_000, max=10_000, step=500,
-                                 description="env steps", continuous_update=False)
         self.button = w.Button(description="run", button_style="primary")
         self.out = w.Output()
         self.button.on_click(lambda _: self.run())
-        self.widget = w.VBox([w.HBox([self.fix, self.steps, self.button]), self.out])
-        self.last: Live | None = None
+        self.widget = w.VBox([w.HBox([*controls, self.button]),
+                              w.HTML(f"<b>What to look for:</b> {see}"), self.out])
+        self.see = see
+        self.last_figure = None
 
-    def run(self) -> Live:
+    def _show(self, fig) -> None:
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        self.last = live(self.issue, steps=self.steps.value, seeds=1,
-                         fixes_on=(self.fix.value,))
+        self.last_figure = fig
         self.out.clear_output(wait=True)
         with self.out:
-            fig = self.last.figure(f"{issue(self.issue).title}: fix "
-                                   f"{'on' if self.fix.value else 'off'}, seed 0")
             display(fig)
-            plt.close(fig)
-        return self.last
+        plt.close(fig)
 
     def _ipython_display_(self):
         from IPython.display import display
 
-        display(self.widget)
+        bundle = self.widget._repr_mimebundle_()
+        bundle["text/plain"] = f"{type(self).__name__}: What to look for: {self.see}"
+        if self.last_figure is not None:
+            bundle["image/png"] = _png(self.last_figure)
+        display(bundle, raw=True)
+
+
+def _live_series(run: Live, key: str) -> dict[str, list[tuple]]:
+    """``<actor|learner>.<field>`` of a live run: variant -> per seed (env steps, values)."""
+    kind, name = key.split(".", 1)
+    return {v: [(np.asarray(r[kind][0]["env_step"]), np.asarray(r[kind][0][name], dtype=float))
+                for r in recs if r[kind] and name in r[kind][0]]
+            for v, recs in run.records.items()}
+
+
+def _live_returns(run: Live) -> dict[str, list[tuple]]:
+    """Per variant, each seed's episode returns (running mean of 20) at their env steps."""
+    return {v: [(np.asarray(r["episodes"][0][0]), stats.running_mean(
+        np.asarray(r["episodes"][0][1], dtype=float))) for r in recs if r["episodes"]]
+        for v, recs in run.records.items()}
+
+
+class FixToggle(_TryBase):
+    """Fix on and fix off side by side, in about 30 s: the quantity that shows the mechanism
+    (``diagnostic``, a run record field such as ``"actor.epsilon"``) and the short learning
+    curves, one seed each, in one figure. The checkbox picks the variant the run button reruns
+    (drawn bold, "your run"); the other is kept from its last run at the same length.
+    ``overrides`` (config fields) make the short run show the mechanism early (an earlier
+    ``learning_starts``, a faster epsilon schedule); ``see`` says in one line what to look for.
+    """
+
+    def __init__(self, issue_name: str, diagnostic: str, ylabel: str, see: str,
+                 steps: int = 3_000, mode: str | None = "inline", overrides: dict | None = None,
+                 condition: str | None = None, logy: bool = False):
+        import ipywidgets as w
+
+        self.issue, self.diagnostic, self.ylabel, self.logy = issue_name, diagnostic, ylabel, logy
+        self.mode, self.overrides, self.condition = mode, dict(overrides or {}), condition
+        self.fix = w.Checkbox(value=False, description=f"fix {issue_name} on")
+        self.steps = w.IntSlider(value=steps, min=1_000, max=10_000, step=500,
+                                 description="env steps", continuous_update=False)
+        self.runs: dict[str, Live] = {}  # "fixed" / "broken" -> its last run
+        self._build([self.fix, self.steps], see)
+
+    def _arm(self, fixed: bool, steps: int) -> Live:
+        return live(self.issue, steps=steps, seeds=1, condition=self.condition,
+                    fixes_on=(fixed,), mode=self.mode, overrides=self.overrides)
+
+    def run(self):
+        """Rerun the variant the checkbox picks (and the other one if it has no run of this
+        length yet); draw both. Returns the figure."""
+        steps = self.steps.value
+        mine = "fixed" if self.fix.value else "broken"
+        other = "broken" if self.fix.value else "fixed"
+        self.runs[mine] = self._arm(self.fix.value, steps)
+        if other not in self.runs or self.runs[other].steps != steps:
+            self.runs[other] = self._arm(not self.fix.value, steps)
+        fig = self.figure(mine)
+        self._show(fig)
+        return fig
+
+    def figure(self, mine: str = "broken"):
+        from matplotlib.figure import Figure
+
+        runs = {v: self.runs[v] for v in ("fixed", "broken") if v in self.runs}
+        diag = {f"fix {'on' if v == 'fixed' else 'off'}": _live_series(r, self.diagnostic)[v]
+                for v, r in runs.items()}
+        rets = {f"fix {'on' if v == 'fixed' else 'off'}": _live_returns(r)[v]
+                for v, r in runs.items()}
+        fig = Figure(figsize=plots.FIGSIZE, layout="constrained")
+        left, right = fig.subplots(1, 2)
+        for ax, series, ylabel, title, logy in (
+                (left, diag, self.ylabel, "the mechanism, live", self.logy),
+                (right, rets, plots.RETURN_LABEL, "learning", False)):
+            # the standard colours: blue (solid) fix on, vermillion (dashed) fix off
+            plots.diagnostic_over_time(ax, {("fixed" if k == "fix on" else "broken"): v
+                                            for k, v in series.items()}, ylabel, title=title,
+                                       logy=logy)
+            mine_label = "fixed" if mine == "fixed" else "broken"
+            for line in ax.get_lines():
+                if line.get_label().startswith(mine_label):
+                    line.set_linewidth(3)
+        fig.suptitle(f"{issue(self.issue).title}: fix on (blue) and off (red, dashed), "
+                     f"{self.steps.value:,} env steps; your last run: fix "
+                     f"{'on' if mine == 'fixed' else 'off'} (bold)")
+        return fig
+
+
+class TryIt(_TryBase):
+    """A "Try it" over an issue's own small experiment, which measures fix on and fix off side
+    by side: ``experiment(value)`` returns a figure; the slider sets ``value`` (e.g. the rows a
+    writer process appends). ``run()`` works without a front end."""
+
+    def __init__(self, experiment, see: str, value: int, min: int, max: int, step: int,
+                 description: str):
+        import ipywidgets as w
+
+        self.experiment = experiment
+        self.value = w.IntSlider(value=value, min=min, max=max, step=step,
+                                 description=description, continuous_update=False,
+                                 style={"description_width": "initial"})
+        self._build([self.value], see)
+
+    def run(self):
+        fig = self.experiment(self.value.value)
+        self._show(fig)
+        return fig
 
 
 def _agent_color(i: int) -> str:

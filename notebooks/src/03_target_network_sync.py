@@ -10,20 +10,20 @@
 #
 # Three questions: what does that zip really copy; who reads the shared target, and what does a
 # stale one do to them; and what does the review's own fix cost. Run the notebook top to bottom
-# (Restart & Run All); every number printed here is computed by the cells above it.
+# (Restart & Run All); every number printed here is computed by the cells above it. How to
+# read the verdict at the end: [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb).
 
 # %%
-%matplotlib inline
 import torch
 
-from mplearn.diagnose import checks
+from mplearn import checks
+from mplearn.issues import optimizer_binding
+from mplearn.issues import target_sync as issue
 from mplearn.lab import notebook, plots
-from mplearn.issues import optimizer_binding as stale_optimizer, target_sync as target_restart
-from mplearn.catalogue import issue
-from mplearn.mechanisms import run_check
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
-print(issue("target_sync").mechanism)
+print("The claim:", issue.ENTRY.claim)
+print("\nThe mechanism:", issue.ENTRY.mechanism)
 
 # %% [markdown]
 # ## 1 · The mechanism, in tiny exact experiments
@@ -39,7 +39,7 @@ print(issue("target_sync").mechanism)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(target_restart.zip_publish(noisy=True))
+print(issue.zip_publish(noisy=True))
 
 # %% [markdown]
 # So the review is wrong about its own line: the zip over the wrapper copies both networks'
@@ -52,7 +52,7 @@ print(target_restart.zip_publish(noisy=True))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(run_check("target_sync"))
+print(issue.check())
 
 # %% [markdown]
 # **What the review's fix costs.** Its publish calls `train_model.cpu()` and, after the copy,
@@ -63,7 +63,7 @@ print(run_check("target_sync"))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(target_restart.apply_is_in_place())
+print(issue.apply_is_in_place())
 
 # %% [markdown]
 # So every publish moves both networks off the device and back: two full transfers where one
@@ -75,7 +75,7 @@ print(target_restart.apply_is_in_place())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("next optimizer step after moving the module:", stale_optimizer.move_after_state("float64"))
+print("next optimizer step after moving the module:", optimizer_binding.move_after_state("float64"))
 
 # %% [markdown]
 # ## 2 · The effect on learning
@@ -96,21 +96,25 @@ print("next optimizer step after moving the module:", stale_optimizer.move_after
 
 # %%
 # NBVAL_CHECK_OUTPUT
-restart = target_restart.restart("hard copy /100", seeds=2, steps=1_600, at=1_200)
-print(restart.table())
+r = issue.restart("hard copy /100", seeds=2, steps=1_600, at=1_200)
+print(r.table())
 
 # %%
-_ = restart.figure()
-_
+plots.two_diagnostics_figure(
+    r.series("mean_q"), r.series("loss"), ylabels=("mean Q of the batch's actions",
+                                                   "quantile Huber loss"),
+    titles=("mean Q", "training loss"),
+    suptitle="Target network not synced: a short live restart (dotted line)", at=r.at,
+    logy=(False, True))
 
 # %% [markdown]
 # Before the restart, fixed and broken are the same run, bit for bit (equal mean Q): the
 # switch changes only what is written to the shared target, which nobody reads. After it, the
 # broken learner's target is the network as it was initialised, whose quantiles are near 0, so
 # its TD targets are about the reward alone: the loss jumps and the learned values collapse
-# (mean Q from 16 to 17 down to about 3) within the first 100 updates; then the first hard
-# target update copies the damaged online network into the target. The fixed learner goes on
-# from where it stopped.
+# (the table: mean Q before the restart and its lowest after) within the first 100 updates;
+# then the first hard target update copies the damaged online network into the target. The
+# fixed learner goes on from where it stopped.
 #
 # The full-length results (25,000 env steps, 5 paired seeds; restart at 15,000 env steps with
 # epsilon 0.01, then 10,000 env steps; the value compared is the mean return of the episodes in
@@ -130,29 +134,21 @@ _
 # The mean Q the learners recorded, and their loss, around the restart (dotted line):
 
 # %%
-import matplotlib.pyplot as plt
-
-restart_at = results.manifest["scenario"]["restart"]["at"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
-plots.diagnostic_over_time(axes[0], results.diagnostics["learner.mean_q"],
-                           "mean Q of the batch's actions", title="mean Q")
-plots.diagnostic_over_time(axes[1], results.diagnostics["learner.loss"],
-                           "quantile Huber loss", title="training loss", logy=True)
-for ax in axes:
-    ax.axvline(restart_at, color="0.4", linewidth=1, linestyle=":")
-fig.suptitle("Target network not synced: the learners around the restart (25,000 env steps)")
-plt.show()
+plots.two_diagnostics_figure(
+    results.diagnostics["learner.mean_q"], results.diagnostics["learner.loss"],
+    ylabels=("mean Q of the batch's actions", "quantile Huber loss"),
+    titles=("mean Q", "training loss"),
+    suptitle="Target network not synced: the learners around the restart (25,000 env steps)",
+    at=results.manifest["scenario"]["restart"]["at"], logy=(False, True))
 
 # %% [markdown]
-# At full length the stale shared target is the initial network (0.96 from the trained local
-# network at the restart, against 0.00 with the fix). As soon as the restarted broken learners
-# train (1,000 env steps after the restart, once their new replay holds `learning_starts`
-# transitions), their values collapse, from about 65 to under 10, and they need the rest of
-# the run to grow back to the fixed runs' level; the loss spikes at the same moment. And yet
-# the return hardly moves: over the first 5,000 env steps after the restart the broken runs
-# averaged IQM 306.3 against 334.9, a paired difference of 13.9 with a 95% interval of [-9.5,
-# 37.3] that includes 0. The actor uses only which action has the larger value, and the
-# returns say that this choice largely survived the collapse of the values themselves.
+# At full length the stale shared target is the initial network (the distances printed above,
+# against 0 with the fix). As soon as the restarted broken learners train (1,000 env steps
+# after the restart, once their new replay holds `learning_starts` transitions), their values
+# collapse and they need the rest of the run to grow back to the fixed runs' level; the loss
+# spikes at the same moment. The return is another matter: compare the two variants' returns
+# in the window after the restart in the table above. The actor uses only which action has
+# the larger value, and that choice can survive a collapse of the values themselves.
 #
 # ## 3 · The diagnostic
 #
@@ -200,32 +196,32 @@ print("issues the monitor named:", monitor.issues)
 
 # %% [markdown]
 # ## 4 · The verdict
+#
+# Computed from the stored runs in `data/` (how to read it:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb)). What the stored runs cannot
+# say, the sections above do: the review is wrong about its own line (zipping the wrapper's
+# `parameters()` copies both networks); a publish of the local network only leaves the shared
+# target stale, which nothing reads in a run that never restarts; a learner that restarts
+# from it collapses its values. With a soft target update, and for an evaluator or a
+# checkpoint, the effect was not measured here. Publishing the whole `state_dict()` is one
+# line and removes the question; the review's own fix (`.cpu()` and back on every publish)
+# doubles the transfers, and forgetting the move back crashes the next step.
 
 # %%
 print(notebook.verdict("target_sync", root="../data"))
 
 # %% [markdown]
-# **No effect on learning measured; the mechanism is real, under a condition.** The review is
-# wrong about its own line: zipping the wrapper's `parameters()` copies both networks. What it
-# describes, a publish of the local network only, does leave the shared target stale, but
-# nothing in a running system reads it, so a run that never restarts is unchanged bit for bit.
-# It matters only when something starts from the shared model: a learner that restarts from
-# it collapses its values (mean Q from 16 to 17 down to about 3 in the live run, from about 65
-# to under 10 at full length, with thousands of updates to recover), yet the return after a
-# restart did not change measurably (13.9 [-9.5, 37.3]). With a soft target update, which
-# replaces a stale target much more slowly, and for an evaluator or a checkpoint, the effect
-# was not measured here. Publishing the whole `state_dict()` is one line and removes the
-# question. The costlier part is the review's own fix: moving the trainer with `.cpu()` and
-# back on every publish doubles the transfers, and forgetting the move back crashes the next
-# step.
-#
 # ## 5 · Try it
-# Toggle the fix and rerun the short experiment (one seed). The restart happens at 60% of the
-# env steps, and each phase first collects 1,000 env steps before its learner trains; 3,000
-# env steps is the shortest run in which the restarted learner trains at all (200 updates), so
-# expect the effect only from about 10,000 env steps.
+# Fix on and fix off side by side, one seed each, inline (about 30 s): the run restarts from
+# the shared models at 60% of its env steps (dotted in section 2; here at 1,800 of 3,000),
+# with `learning_starts` 200 so that both phases train.
 
 # %%
-toggle = notebook.FixToggle("target_sync", steps=3_000)
+toggle = notebook.FixToggle(
+    "target_sync", diagnostic="learner.mean_q", ylabel="mean Q of the batch's actions",
+    see="before the restart the two curves are one; after it, with the fix off, the restarted "
+        "learner's mean Q collapses (its target is the initial network), with the fix on it "
+        "goes on where it stopped.",
+    steps=3_000, overrides={"learning_starts": 200, "log_interval": 20})
 _ = toggle.run()
 toggle

@@ -9,20 +9,19 @@
 # `eval()` change at all, how a learner ends up training in eval mode although `train_step`
 # "sets" the mode, when that matters for learning, and the trap batch norm sets the other way
 # round. Run it top to bottom (Restart & Run All); every number printed here is computed by the
-# cells above it.
+# cells above it. How to read the verdict at the end:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb).
 
 # %%
-%matplotlib inline
 import torch
 
-from mplearn.diagnose import checks
-from mplearn.issues import train_mode as mode_traps
+from mplearn import checks
+from mplearn.issues import train_mode as issue
 from mplearn.lab import notebook
-from mplearn.catalogue import issue
-from mplearn.mechanisms import run_check
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
-print(issue("train_mode").mechanism)
+print("The claim:", issue.ENTRY.claim)
+print("\nThe mechanism:", issue.ENTRY.mechanism)
 
 # %% [markdown]
 # ## 1 · The mechanism, in tiny exact experiments
@@ -36,7 +35,7 @@ print(issue("train_mode").mechanism)
 # NBVAL_CHECK_OUTPUT
 for noisy in (False, True):
     print(f"noisy={noisy}: max |train-mode output - eval-mode output| = "
-          f"{mode_traps.kit_network_mode_difference(noisy):.4f}")
+          f"{issue.kit_network_mode_difference(noisy):.4f}")
 
 # %% [markdown]
 # With the default layers (a plain MLP) the mode changes nothing at all; only the noisy version
@@ -59,7 +58,7 @@ for noisy in (False, True):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(run_check("train_mode"))
+print(issue.check())
 
 # %% [markdown]
 # The actor keeps its own copy in train mode (it explores with the noise), so in the broken
@@ -72,8 +71,8 @@ print(run_check("train_mode"))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("act in train mode on 1 observation:", mode_traps.act_with_batch_of_one())
-change = mode_traps.coupled_actions()
+print("act in train mode on 1 observation:", issue.act_with_batch_of_one())
+change = issue.coupled_actions()
 print("change of agent 0's output when only agent 1's observation moves:")
 print(f"  train mode {change['train']:.4f}, eval mode {change['eval']:.4f}")
 
@@ -84,7 +83,7 @@ print(f"  train mode {change['train']:.4f}, eval mode {change['eval']:.4f}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for run in mode_traps.train_in_eval_mode(steps=200):
+for run in issue.train_in_eval_mode(steps=200):
     print(run)
 
 # %% [markdown]
@@ -102,21 +101,21 @@ for run in mode_traps.train_in_eval_mode(steps=200):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-run = notebook.live("train_mode", steps=2_000, seeds=2, condition="CartPole")
+run = notebook.live("train_mode", steps=2_000, seeds=2, condition="CartPole", mode="inline")
 print(run.table())
 print("noise scales of the online network (shared model), first and last:")
-print(mode_traps.sigma_rows(mode_traps.live_sigmas(run)))
+print(issue.sigma_rows(issue.live_sigmas(run)))
 
 # %%
 _ = run.figure()
 _
 
 # %% [markdown]
-# After 2,000 env steps neither variant has learned much (final returns 18 to 32 in both).
-# The noise scales already tell them apart: the broken learner has not moved a single sigma
-# (largest change 0.0000; their mean stays at the initial 0.0625), so the actor explores with
-# the initial noise for ever, while the fixed learner has changed them (by up to about 0.15)
-# and lowered their mean to about 0.05: it is learning to explore less.
+# After 2,000 env steps neither variant has learned much (the final returns above). The noise
+# scales already tell them apart: the broken learner has not moved a single sigma (its largest
+# change is 0, its mean stays at the initial value), so the actor explores with the initial
+# noise for ever, while the fixed learner has changed them and lowered their mean: it is
+# learning to explore less.
 #
 # The full-length results (25,000 env steps, 5 paired seeds), on CartPole-v1 and on the DeepSea
 # chain of size 8 (a hard-exploration problem: the treasure at the end pays 1, and each step
@@ -128,7 +127,7 @@ _
 results = notebook.experiments.load("train_mode", root="../data")
 print(results.table())
 print("noise scales of the online network at the start and the end of the runs:")
-print(mode_traps.sigma_rows(results.extras["sigma"], per_seed=False))
+print(issue.sigma_rows(results.extras["sigma"], per_seed=False))
 
 # %%
 _ = results.figure("CartPole")
@@ -140,20 +139,16 @@ _
 
 # %%
 # The return 0.99 means the treasure on every episode: when did each run get there?
-print(mode_traps.steps_to_reach(results, 0.9, condition="DeepSea 8"))
+print(issue.steps_to_reach(results, 0.9, condition="DeepSea 8"))
 
 # %% [markdown]
-# Over 25,000 env steps the broken learners never moved a sigma (largest change 0.0000 in all
-# 10 runs), while the fixed ones halved the mean noise scale on CartPole (from 0.0625 to 0.031
-# to 0.035) and lowered it on DeepSea (to 0.050 to 0.055). And yet the returns do not differ.
-# On CartPole the broken runs ended with IQM 205.7 against 133.7 for the fixed ones, a paired
-# difference of -42.7 with a 95% interval of [-192.3, 83.7] that includes 0 (wide: with noise
-# as the only exploration, CartPole runs vary a lot from seed to seed). On DeepSea 8 every run,
-# fixed or broken, found the treasure and ended at the optimal return, 0.99; the fixed runs got
-# there within 1,750 to 3,000 env steps, the broken ones within 1,750 to 7,250, but seed by
-# seed two broken runs were later, one earlier and two as fast: no consistent difference in
-# speed either. The initial noise scale (0.5 / sqrt(inputs), as in the paper) is exploration
-# enough for a chain of 8, and learning the scales did not help.
+# Over 25,000 env steps the broken learners never moved a sigma (the largest change printed
+# above is 0 in every run), while the fixed ones lowered the mean noise scale, on CartPole more
+# than on DeepSea. Compare that with the returns in the tables: with noise as the only
+# exploration, CartPole runs vary a lot from seed to seed, so read the interval, not the two
+# IQMs. On DeepSea 8 compare when each run first reached the treasure (the lines printed
+# above), seed by seed. The initial noise scale (0.5 / sqrt(inputs), as in the paper) may be
+# exploration enough for a chain of 8, in which case learning the scales cannot help.
 #
 # ## 3 · The diagnostic
 #
@@ -202,26 +197,31 @@ print("issues the monitor named:", monitor.issues)
 
 # %% [markdown]
 # ## 4 · The verdict
+#
+# Computed from the stored runs in `data/` (how to read it:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb)). Whatever it says about the
+# return, the sections above say what it rests on: the review is right that `train_step` must
+# set the mode; a learner left in eval mode trains its noisy layers without noise and never
+# moves their scales, silently; with the kit's default network (no mode-dependent layer) the
+# mode changes nothing; and batch norm is where the mode matters most, in both directions (the
+# learner needs train mode, the actor eval mode).
 
 # %%
 print(notebook.verdict("train_mode", root="../data"))
 
 # %% [markdown]
-# **No effect measured, here.** The review is right that `train_step` must set the mode, and
-# the failure it guards against is real and silent: a learner left in eval mode trains its
-# noisy layers without noise and never moves their scales (sections 1 and 2), and no error
-# says so. In the settings measured the frozen scales cost nothing: CartPole -42.7 [-192.3,
-# 83.7], DeepSea 8 exactly 0 (every run optimal). So the issue is conditional twice over: on
-# mode-dependent layers (with the kit's default network the mode changes nothing, section 1),
-# and, for noisy layers, on an exploration problem that the initial noise does not solve, which
-# a chain of 8 is not. Batch norm is where the mode matters most, and in both directions: the
-# learner needs train mode, the actor needs eval mode (section 1).
-#
 # ## 5 · Try it
-# Toggle the fix and rerun the short experiment (one seed, CartPole-v1, exploration by noise
-# alone).
+# Fix on and fix off side by side, one seed each, CartPole-v1, exploration by noise alone,
+# inline (about 30 s): on the left the fraction of the learner's updates made in train mode,
+# on the right the learning curves.
 
 # %%
-toggle = notebook.FixToggle("train_mode", steps=1_500)
+toggle = notebook.FixToggle(
+    "train_mode", diagnostic="learner.train_mode",
+    ylabel="fraction of updates in train mode", condition="CartPole",
+    see="with the fix off every update runs in eval mode (0): the noisy layers train without "
+        "noise and their scales never move (the sigma lines of section 2); the returns need "
+        "longer than this to part, if they do.",
+    steps=3_500, overrides={"learning_starts": 200, "log_interval": 20})
 _ = toggle.run()
 toggle
