@@ -13,7 +13,6 @@ from pathlib import Path
 from mplearn.core.config import MODES, Config
 from mplearn.core.fixes import Fixes
 
-
 DESCRIPTION = """\
 mplearn: a teaching and diagnostics kit for multiprocess actor/learner deep RL (IQN in
 PyTorch). Every learning issue of the actor/learner system is a switch: train with any of them
@@ -145,10 +144,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         _out_dir(args.out)
     if config.fixes.broken():
         print(_broken_note(args, config.fixes.broken()), flush=True)
-    # Env steps of all agents together, as the summary's env steps/s: the two rates agree.
+    # The bar counts the env steps of all agents together from the start of the workers, and
+    # shows the average rate (smoothing 0): the summary's env steps/s, measured the same way.
     total = config.total_env_steps * config.n_agents
+    system.start()  # run() stops it, however it ends
     with tqdm(total=total, unit="step", desc=f"{config.mode}, {config.n_agents} agent(s)",
-              disable=args.quiet, file=sys.stderr) as bar:
+              smoothing=0, disable=args.quiet, file=sys.stderr) as bar:
 
         def progress(s: System) -> None:
             bar.update(sum(ch.env_steps.value for ch in s.channels) - bar.n)
@@ -268,7 +269,7 @@ def _readme_tables(out: Path) -> str:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from mplearn.lab.experiments import reproduce, select
+    from mplearn.lab.experiments import SchedulerError, reproduce, select
 
     if args.tables_only:
         if not args.out.is_dir():
@@ -285,7 +286,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         report = reproduce(args.names, args.steps, args.seeds, args.jobs, args.out,
                            progress=not args.quiet, budget_s=args.budget_s,
                            scheduler=args.scheduler)
-    except ValueError as e:  # a scheduler that cannot be reached or cannot run runs
+    except SchedulerError as e:  # no Dask, or a scheduler that cannot be reached or used
         raise UsageError(str(e)) from None
     print(f"ran {report.ran} runs ({report.crashed} crashed), skipped {report.skipped} "
           f"already there, {report.unfinished} left unfinished; {report.wall_s:.0f} s; "

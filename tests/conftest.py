@@ -17,9 +17,9 @@ reported already.
 from __future__ import annotations
 
 import gc
-import threading
 import multiprocessing as mp
 import os
+import threading
 import time
 import uuid
 from multiprocessing import resource_tracker

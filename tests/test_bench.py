@@ -130,3 +130,32 @@ def test_every_benchmark_has_a_script_that_prints_one_json_object(subprocess_env
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["benchmark"] == "publish"
+
+
+def test_peers_names_the_requirements_file_when_sb3_is_missing(monkeypatch):
+    import importlib.util
+
+    from mplearn.bench import peers
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match=r"^peers: .*benchmarks/requirements\.txt$"):
+        peers.build(["--systems", "sb3-qrdqn"])
+    peers.build(["--systems", "mplearn-inline"])  # mplearn alone needs no SB3
+
+
+def test_peers_runs_sb3_and_mplearn_interleaved_in_one_table():
+    pytest.importorskip("stable_baselines3")
+    pytest.importorskip("sb3_contrib")
+    # Target 1: every CartPole episode returns >= 1, so a run solves at its 20th episode.
+    out = build("peers", ["--seeds", "0", "--steps", "1500", "--target", "1",
+                          "--systems", "sb3-qrdqn", "mplearn-inline"])()
+    assert [r["system"] for r in out["runs"]] == ["sb3-qrdqn", "mplearn-inline"]
+    for run in out["runs"]:
+        assert run["solved"] and 0 < run["env_steps_to_solve"] <= 1500, run
+        assert 0 < run["wall_s_to_solve"] <= run["wall_s"]
+        assert run["episodes"] >= 20 and run["last20_at_end"] >= 8  # CartPole's shortest is 8
+        assert run["wall_s_per_50k"] == pytest.approx(run["wall_s"] * 50_000 / 1500, rel=0.01)
+        assert run["updates"] > 0
+    for name in ("sb3-qrdqn", "mplearn-inline"):
+        row = out["table"][name]
+        assert row["solved"] == "1/1" and positive(row["median_wall_s_per_50k"])
+    assert out["machine"]["cpus"] >= 1 and out["sb3_hyperparameters"]["train_freq"] == 256

@@ -5,9 +5,9 @@ passes every check."""
 from __future__ import annotations
 
 import pytest
-from mplearn.diagnose import buggy_learner as script
 
 from mplearn.bench.common import torch_threads
+from mplearn.diagnose import buggy_learner as script
 from mplearn.diagnose import checks
 
 ALL = frozenset(script.BUGS)
@@ -48,7 +48,7 @@ def test_the_float64_batch_is_caught_before_and_at_the_step():
 def test_the_repaired_script_passes_every_check():
     _, learner, replay = script.run(steps=STEPS, fixed=ALL)
     findings = script.diagnose(learner, replay)
-    assert len(findings) == 8 and all(f.ok for f in findings), checks.report(findings)
+    assert len(findings) == 9 and all(f.ok for f in findings), checks.report(findings)
 
 
 def test_an_actor_process_never_sees_a_later_epsilon_attribute():

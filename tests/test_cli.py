@@ -7,12 +7,17 @@ can check that none of them outlives the command (``subprocess_env`` in conftest
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from mplearn import Config, Fixes
+from mplearn.__main__ import _config, _parser, main
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -56,8 +61,8 @@ def test_run_prints_the_summary_and_writes_result_json(tmp_path, subprocess_env)
 
 # id: (arguments, what the message must name)
 BAD_INPUT = {
-    "agents": (["--agents", "0"], ["n_agents"]),
-    "steps": (["--steps", "-5"], ["total_env_steps"]),
+    "agents": (["--agents", "0"], ["--agents", "n_agents"]),
+    "steps": (["--steps", "-5"], ["--steps", "total_env_steps"]),
     "unknown-env": (["--env", "Nope-v9"], ["env_id", "Nope-v9"]),
     "continuous-env": (["--env", "Pendulum-v1"], ["env_id", "Pendulum-v1", "Discrete"]),
     "cuda": (["--device", "cuda"], ["device", "cuda"]),
@@ -111,3 +116,71 @@ def test_bad_mode_is_an_argparse_error(bad_input_runs):
     assert "Traceback" not in err
     assert "--mode" in err and "warp" in err
     assert out == ""
+
+
+def test_steps_below_learning_starts_names_the_flag_typed(capsys):
+    assert main(["run", "--steps", "500", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("error: --steps: ") and "500" in line and "--learning-starts" in line
+
+
+@pytest.fixture
+def help_text(capsys):
+    def get(*argv: str) -> str:
+        with pytest.raises(SystemExit):
+            _parser().parse_args([*argv, "--help"])
+        return " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal
+    return get
+
+
+def test_top_level_help_describes_the_kit(help_text):
+    text = help_text()
+    assert "Command line:" not in text
+    assert "actor/learner" in text and "learning issue" in text
+    for command in ("run", "check", "issues", "bench", "reproduce"):
+        assert f"python -m mplearn {command}" in text or f" {command} " in text
+
+
+def test_run_options_have_help_and_defaults():
+    """Each option as ``run --help`` prints it: a help text, then its default."""
+    sub = _parser()._subparsers._group_actions[0].choices["run"]
+    formatter = sub.formatter_class(prog=sub.prog, width=1000)
+    actions = {a.option_strings[0]: a for a in sub._actions if a.option_strings}
+    for flag, default in (("--agents", Config.n_agents), ("--mode", Config.mode),
+                          ("--seed", Config.seed), ("--steps", Config.total_env_steps)):
+        shown = " ".join(formatter._format_action(actions[flag]).split())
+        described = re.fullmatch(re.escape(flag) + r" \S+ (.+) \(default: (.+)\)", shown)
+        assert described, f"{flag}: no help text with its default: {shown!r}"
+        assert len(described[1].split()) >= 2, f"{flag}: help text {described[1]!r}"
+        assert described[2] == str(default)
+
+
+def test_a_broken_run_names_the_issue_and_a_reference(subprocess_env):
+    """Two agents inline: the issue and the same command without --broken come first; the
+    progress bar counts both agents' steps (the summary's env steps/s is for all agents)."""
+    proc = subprocess.run(
+        [*COMMAND, "run", "--mode", "inline", "--agents", "2", "--steps", "1100", "--seed", "3",
+         "--broken", "step_counter"],
+        cwd=REPO, env=subprocess_env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("broken: step_counter (Training step counter): expect ")
+    reference = next(line for line in lines if line.startswith("compare with: "))
+    command = shlex.split(reference.removeprefix("compare with: ").split("  (")[0])
+    assert command[:3] == ["python", "-m", "mplearn"] and "--broken" not in command
+    broken_config = _config(_parser().parse_args(
+        ["run", "--mode", "inline", "--agents", "2", "--steps", "1100", "--seed", "3",
+         "--broken", "step_counter"]))
+    assert _config(_parser().parse_args(command[3:])) == broken_config.replace(fixes=Fixes())
+    assert "python -m mplearn check step_counter" in proc.stdout
+    assert "2200/2200" in proc.stderr  # the bar: 2 agents x 1100 env steps
+
+    header = lines.index(next(line for line in lines if line.startswith("agent ")))
+    rows = [line.split() for line in lines[header + 1:header + 3]]
+    updates, publishes = [int(r[3]) for r in rows], [int(r[4]) for r in rows]
+    note = next(line for line in lines if line.startswith("publishes: "))
+    if not torch.cuda.is_available():  # the in-place path: each optimizer step is a publish
+        assert publishes == updates and "every update is a publish" in note

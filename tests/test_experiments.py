@@ -85,7 +85,14 @@ def test_manifest_provenance(swept):
     assert [v["name"] for v in m["variants"]] == ["fixed", "broken"]
     assert m["variants"][1]["config"]["fixes"]["batch_to_device"] is False
     assert m["variants"][0]["config"]["fixes"] == Fixes().to_dict()
-    assert m["pairs"] == [{"condition": "", "fixed": "fixed", "broken": "broken"}]
+    (pair,) = m["pairs"]
+    assert {k: pair[k] for k in ("condition", "fixed", "broken")} == {
+        "condition": "", "fixed": "fixed", "broken": "broken"}
+    # where each pair ran (a verdict uses only pairs on one machine and torch build)
+    assert [row["seed"] for row in pair["seeds"]] == [0, 1]
+    assert all(row["one_machine"] and row["fixed"]["torch"] == torch.__version__
+               for row in pair["seeds"])
+    assert m["declared"]["metric"] == m["metric"]["label"] and "margin" in m["declared"]
     p = m["provenance"]
     assert p["command"] == "test" and p["package_version"] == p["library_versions"]["mplearn"]
     assert {"torch", "numpy", "gymnasium"} <= set(p["library_versions"])
@@ -134,26 +141,34 @@ def _run_processes() -> int:
 
 def test_sweep_on_an_existing_cluster(tmp_path):
     """--scheduler: daemonic workers are refused before any run; on non-daemonic ones a
-    crash is a result, and a run past its deadline is stopped with its process tree."""
+    crash is a result, and a run is stopped with its process tree when the sweep stops."""
     import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client, Event, LocalCluster
 
-    specs = ex.scenario_specs(tiny_scenario())["broken"]
+    specs = ex.scenario_specs(tiny_scenario())["broken"][:1]
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as daemonic, \
             pytest.raises(ValueError, match=r"scheduler: workers .* are daemonic"):
         ex.run_sweep(specs, tmp_path, scheduler=daemonic.scheduler_address, progress=False)
     assert not (tmp_path / ex.RUNS).exists()
     with dask.config.set({"distributed.worker.daemon": False}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+            LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
         report = ex.run_sweep(specs, tmp_path, scheduler=cluster.scheduler_address,
                               progress=False)
-        assert (report.ran, report.crashed, report.unfinished) == (2, 2, 0)
+        assert (report.ran, report.crashed, report.unfinished) == (1, 1, 0)
         assert all((tmp_path / ex.RUNS / f"{s.key}.json").exists() for s in specs)
         long = ex.RunSpec(Config(**TINY, mode="lockstep", total_env_steps=100_000, device="cpu"))
         with Client(cluster) as client:
-            record, wall = client.submit(ex.run_task, long, time.time() + 3.0, "no-stop",
-                                         pure=False).result()
-            assert record is None and wall < 30
+            future = client.submit(ex.run_task, long, time.time() + 120, "stop-test", pure=False)
+            until = time.monotonic() + 60
+            while sum(client.run(_run_processes).values()) < 3 and time.monotonic() < until:
+                time.sleep(0.2)  # the run, its actor and its learner
+            assert sum(client.run(_run_processes).values()) == 3
+            Event("stop-test", client=client).set()  # what an interrupted sweep does
+            record, wall = future.result()
+            assert record is None and wall < 100
+            until = time.monotonic() + 10  # its workers exit as soon as they see it gone
+            while sum(client.run(_run_processes).values()) and time.monotonic() < until:
+                time.sleep(0.2)
             assert sum(client.run(_run_processes).values()) == 0
 
 

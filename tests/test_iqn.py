@@ -102,6 +102,31 @@ def test_quantile_huber_loss_hand_computed():
     assert loss.item() == pytest.approx(row0 + row1)  # 0.421875
 
 
+def _quantile_huber_loss_by_definition(quantiles, taus, target, kappa):
+    """The loss written term by term (paper eq. 3), as the module computed it before."""
+    u = target.unsqueeze(1) - quantiles.unsqueeze(2)
+    abs_u = u.abs()
+    huber = torch.where(abs_u <= kappa, 0.5 * u.pow(2), kappa * (abs_u - 0.5 * kappa))
+    weight = (taus.unsqueeze(2) - (u.detach() < 0).to(u.dtype)).abs()
+    return (weight * huber / kappa).mean(dim=2).sum(dim=1)
+
+
+@pytest.mark.parametrize("kappa", [1.0, 0.5, 2.0])
+def test_quantile_huber_loss_matches_its_definition_bit_for_bit(kappa):
+    # Values and gradients equal the term-by-term form exactly, at |u| == kappa and u == 0 too.
+    gen = torch.Generator().manual_seed(0)
+    quantiles = (3 * torch.randn(16, 8, generator=gen)).requires_grad_()
+    taus, target = torch.rand(16, 8, generator=gen), 3 * torch.randn(16, 8, generator=gen)
+    edges = torch.tensor([kappa, -kappa, 0.0, kappa / 2, -kappa / 2, 2 * kappa, 1e-7, -1e-7])
+    target[0] = quantiles.detach()[0, 0] + edges
+    losses, grads = [], []
+    for fn in (quantile_huber_loss, _quantile_huber_loss_by_definition):
+        loss = fn(quantiles, taus, target, kappa)
+        losses.append(loss)
+        grads.append(torch.autograd.grad(loss.sum(), quantiles)[0])
+    assert torch.equal(losses[0], losses[1]) and torch.equal(grads[0], grads[1])
+
+
 def test_quantile_huber_loss_sums_over_n_and_averages_over_n_prime():
     # N = 2, N' = 1 (u = 0.5 and -1.5, kappa = 1): sum over i of one term each.
     loss = quantile_huber_loss(torch.tensor([[0.0, 2.0]]), torch.tensor([[0.25, 0.75]]),

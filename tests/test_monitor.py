@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from mplearn.issues import run_check
 
 from mplearn.core.fixes import Fixes
+from mplearn.issues import run_check
 from mplearn.lab.notebook import demo_config, monitored_run
 
 # A replay counter bumped before its row is written leaves no trace once the writes are done:

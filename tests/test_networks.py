@@ -127,6 +127,19 @@ def test_cosine_embedding_indexing_starts_at_zero():
     torch.testing.assert_close(emb[0, 0, 1], torch.tensor(math.sqrt(0.5)))
 
 
+def test_cosine_embedding_on_the_cpu_matches_torch_cos():
+    # The CPU path computes cos with numpy (faster here); it must agree with torch.cos.
+    net = IQNNetwork(obs_dim=2, n_actions=2, embedding_dim=64)
+    taus = torch.rand(64, 8, generator=torch.Generator().manual_seed(0))
+    emb = net.cosine_embedding(taus)
+    assert emb.dtype == torch.float32 and emb.shape == (64, 8, 64)
+    torch.testing.assert_close(emb, torch.cos(taus.unsqueeze(-1) * net.pi_i), rtol=0, atol=1e-6)
+    # With a gradient to carry, torch.cos: the embedding stays differentiable in tau.
+    taus.requires_grad_()
+    net.cosine_embedding(taus).sum().backward()
+    assert taus.grad is not None and torch.isfinite(taus.grad).all()
+
+
 def test_eval_mode_is_deterministic_for_fixed_taus():
     torch.manual_seed(0)
     net = IQNNetwork(6, 3, hidden_dim=16, dueling=True, noisy=True, dropout=0.5).eval()

@@ -23,9 +23,9 @@ GRID = stats.make_grid(20_000, 40)
 def synthetic_curves(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     rise = 500 / (1 + np.exp(-(GRID - 10_000) / 2000))
-    return {"fixed": rise + rng.normal(0, 20, size=(5, GRID.size)),
-            "broken": 20 + rng.normal(0, 5, size=(5, GRID.size)),
-            "crashed": np.full((3, GRID.size), np.nan)}
+    return {"fixed": rise + rng.normal(0, 20, size=(10, GRID.size)),
+            "broken": 20 + rng.normal(0, 5, size=(10, GRID.size)),
+            "crashed": np.full((10, GRID.size), np.nan)}
 
 
 def axes() -> plots.Axes:
@@ -62,7 +62,8 @@ def test_learning_curves_lines_bands_legend_and_labels():
     assert len(ax.collections) == 3  # one band per variant
     np.testing.assert_allclose(lines[0].get_ydata(), stats.iqm(curves["fixed"], axis=0))
     assert np.isnan(lines[2].get_ydata()).all()
-    assert legend_texts(ax) == ["fixed (5 seeds)", "broken (5 seeds)", "crashed (0 of 3 seeds)"]
+    assert legend_texts(ax) == ["fixed (10 seeds)", "broken (10 seeds)",
+                                "crashed (0 of 10 seeds)"]
     assert ax.get_legend().get_title().get_text() == "IQM, 95% CI"
     assert ax.get_xlabel() == "env steps (per agent)"
     assert ax.get_ylabel() == "return (mean of last 20 episodes)"
@@ -74,7 +75,7 @@ def test_learning_curves_counts_partly_crashed_variants_and_checks_the_grid():
     y = synthetic_curves()["fixed"].copy()
     y[1] = np.nan
     ax = plots.learning_curves(axes(), GRID, {"fixed": y}, statistic="mean")
-    assert legend_texts(ax) == ["fixed (4 of 5 seeds)"]
+    assert legend_texts(ax) == ["fixed (9 of 10 seeds)"]
     with pytest.raises(ValueError, match="^curves: "):
         plots.learning_curves(axes(), GRID[:-1], {"fixed": y})
 
@@ -130,3 +131,43 @@ def test_comparison_figure_saves_a_png(tmp_path):
     fig.savefig(path, dpi=60)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000
+
+
+def test_fewer_seeds_than_a_band_needs_draw_every_run_and_no_band():
+    """A live figure from 2 seeds: each run a thin line, the statistic bold, no band."""
+    two = {k: v[:2] for k, v in synthetic_curves().items() if k != "crashed"}
+    ax = plots.learning_curves(axes(), GRID, two, statistic="mean")
+    assert len(ax.collections) == 0  # no band
+    lines = ax.get_lines()
+    assert len(lines) == 2 * (2 + 1)  # per variant: 2 runs and the mean
+    np.testing.assert_allclose(lines[2].get_ydata(), two["fixed"].mean(axis=0))
+    assert "no band under 10 seeds" in ax.get_legend().get_title().get_text()
+    assert legend_texts(ax) == ["fixed (2 seeds)", "broken (2 seeds)"]
+    banded = plots.learning_curves(axes(), GRID, two, band=True)  # asked for: drawn
+    assert len(banded.collections) == 2
+
+
+def test_paired_differences_dots_interval_and_margin_band():
+    d = np.array([41.0, 20.0, 65.0, np.nan, 38.0])
+    ax = plots.paired_differences(axes(), d, (10.0, 72.0), margin=25.0)
+    zero, dots, interval, mean = ax.get_lines()
+    assert list(zero.get_xdata()) == [0, 0]
+    assert dots.get_xdata().tolist() == [41.0, 20.0, 65.0, 38.0]  # NaN dropped
+    assert interval.get_xdata().tolist() == [10.0, 72.0]
+    assert mean.get_xdata()[0] == pytest.approx(41.0)
+    band = ax.patches[0]  # the margin band: x from -25 to 25
+    assert band.get_x() == -25.0 and band.get_width() == 50.0
+    assert legend_texts(ax) == ["margin \u00b125", "each seed (4 pairs)", "mean 41 [10, 72]"]
+    none = plots.paired_differences(axes(), d, (10.0, 72.0), margin=None)
+    assert not none.patches  # no margin declared: no band
+
+
+def test_effect_figure_curves_beside_the_differences(tmp_path):
+    curves = synthetic_curves()
+    fig = plots.effect_figure(GRID, {k: curves[k] for k in ("fixed", "broken")},
+                              [400.0, 420.0, 390.0], (350.0, 450.0), 25.0, "issue: effect")
+    left, right = fig.axes[:2]
+    assert len(left.collections) == 2 and right.get_xlabel() == "fixed - broken (return points)"
+    assert fig._suptitle.get_text() == "issue: effect"
+    fig.savefig(tmp_path / "effect.png", dpi=50)
+    assert (tmp_path / "effect.png").stat().st_size > 5_000

@@ -304,3 +304,96 @@ def test_band_iqm_center_and_one_run():
     np.testing.assert_allclose(one[2], y[0])
     with pytest.raises(ValueError, match="^y: "):
         band(y[0])
+
+
+# --- the verdict's interval and power (stats.t_interval, pairs_needed) -----------------------
+
+def test_t_interval_matches_scipy_and_hand_values():
+    from scipy import stats as sps
+
+    from mplearn.lab.stats import paired_t_interval, t_interval
+
+    t = t_interval([1, 2, 3, 4, 5])  # mean 3, sd sqrt(2.5), t_{0.975, 4} = 2.776445
+    half = 2.7764451051977987 * math.sqrt(2.5) / math.sqrt(5)
+    assert (t.n, t.mean) == (5, 3.0) and t.sd == pytest.approx(math.sqrt(2.5))
+    assert (t.low, t.high) == pytest.approx((3 - half, 3 + half), rel=1e-12)
+    rng = np.random.default_rng(0)
+    fixed, broken = rng.normal(300, 40, 20), rng.normal(280, 40, 20)
+    p = paired_t_interval(fixed, broken)
+    ref = sps.ttest_1samp(fixed - broken, 0).confidence_interval(0.95)
+    assert (p.low, p.high) == pytest.approx((ref.low, ref.high), rel=1e-10)
+
+
+def test_t_interval_drops_non_finite_and_degenerate_cases():
+    from mplearn.lab.stats import paired_t_interval, t_interval
+
+    t = paired_t_interval([1.0, np.nan, 3.0, 5.0], [0.0, 1.0, np.inf, 1.0])  # pairs 0 and 3
+    assert t.n == 2 and t.mean == 2.5
+    assert math.isnan(t_interval([4.0]).low) and t_interval([4.0]).mean == 4.0
+    assert t_interval([]).n == 0 and math.isnan(t_interval([]).mean)
+    same = t_interval([7.0] * 6)  # no spread: a zero-width interval at the value
+    assert (same.low, same.high, same.sd) == (7.0, 7.0, 0.0)
+    with pytest.raises(ValueError, match="^broken: "):
+        paired_t_interval([1, 2], [1])
+
+
+@pytest.mark.parametrize("d, pairs", [(2.0, 5), (1.0, 10), (0.8, 15), (0.5, 34)])
+def test_pairs_needed_for_a_paired_t_test_known_values(d, pairs):
+    """Paired t-test, alpha 0.05 two-sided, 80% power (Cohen's tables; G*Power)."""
+    from mplearn.lab.stats import pairs_needed, power_difference
+
+    assert pairs_needed(10.0, 10.0 * d) == pairs
+    assert power_difference(pairs, d, 1.0) >= 0.8 > power_difference(pairs - 1, d, 1.0)
+
+
+def test_power_difference_matches_a_simulation():
+    from scipy import stats as sps
+
+    from mplearn.lab.stats import power_difference
+
+    rng = np.random.default_rng(1)
+    d = rng.normal(0.6, 1.0, size=(20_000, 12))
+    ci = sps.ttest_1samp(d, 0, axis=1).confidence_interval(0.95)
+    simulated = np.mean((ci.low > 0) | (ci.high < 0))
+    assert power_difference(12, 0.6, 1.0) == pytest.approx(simulated, abs=0.015)
+
+
+def test_equivalence_power_and_pairs_match_a_simulation():
+    """The verdict's 'no effect': the 95% t-interval inside (-margin, margin), true 0."""
+    from scipy import stats as sps
+
+    from mplearn.lab.stats import pairs_needed, power_equivalence
+
+    n = pairs_needed(1.0, 0.8, kind="equivalence")
+    assert power_equivalence(n, 0.8, 1.0) >= 0.8 > power_equivalence(n - 1, 0.8, 1.0)
+    rng = np.random.default_rng(2)
+    d = rng.normal(0.0, 1.0, size=(20_000, n))
+    ci = sps.ttest_1samp(d, 0, axis=1).confidence_interval(0.95)
+    simulated = np.mean((ci.low > -0.8) & (ci.high < 0.8))
+    assert power_equivalence(n, 0.8, 1.0) == pytest.approx(simulated, abs=0.02)
+    # equivalence needs more pairs than detecting an effect of the same size
+    assert n > pairs_needed(1.0, 0.8)
+
+
+def test_pairs_needed_edges_and_bad_arguments():
+    from mplearn.lab.stats import pairs_needed
+
+    assert pairs_needed(0.0, 5.0) == 2 and pairs_needed(0.0, 5.0, kind="equivalence") == 2
+    assert pairs_needed(1e6, 1.0, limit=500) == 500  # not reachable: the limit
+    for kwargs, name in [({"margin": 0}, "margin"), ({"sd_diff": -1}, "sd_diff"),
+                         ({"sd_diff": math.nan}, "sd_diff"), ({"power": 1.0}, "power"),
+                         ({"kind": "both"}, "kind")]:
+        args = {"sd_diff": 1.0, "margin": 1.0, **kwargs}
+        with pytest.raises(ValueError, match=f"^{name}: "):
+            pairs_needed(**args)
+
+
+def test_detectable_difference_inverts_the_power():
+    from mplearn.lab.stats import detectable_difference, power_difference
+
+    for n in (5, 10, 20, 34):
+        mde = detectable_difference(n, 40.0)
+        assert power_difference(n, mde, 40.0) == pytest.approx(0.8, abs=1e-6)
+    assert 1.6 < detectable_difference(5, 1.0) < 2.0  # d = 2 needs 5 pairs (d = 1.68 already)
+    assert 0.45 < detectable_difference(34, 1.0) < 0.5  # d = 0.5 about 34
+    assert math.isnan(detectable_difference(1, 1.0)) and detectable_difference(8, 0.0) == 0.0

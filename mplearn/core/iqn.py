@@ -14,6 +14,7 @@ Every random draw takes an optional `generator` so runs can be made bit-reproduc
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -110,11 +111,15 @@ def quantile_huber_loss(quantiles: Tensor, taus: Tensor, target: Tensor, kappa: 
             f"{tuple(taus.shape)}, {tuple(target.shape)}"
         )
     u = target.unsqueeze(1) - quantiles.unsqueeze(2)  # [B, N, N']
-    abs_u = u.abs()
-    huber = torch.where(abs_u <= kappa, 0.5 * u.pow(2), kappa * (abs_u - 0.5 * kappa))
+    # L_kappa(u) = 0.5 u^2 if |u| <= kappa else kappa (|u| - 0.5 kappa): huber_loss of u
+    # against 0 is the same values and gradients (tests/test_iqn.py checks them bit for bit
+    # against the where() form) in one op and one backward op instead of seven of each.
+    huber = F.huber_loss(u, u.new_zeros(()).expand_as(u), reduction="none", delta=kappa)
     # The asymmetric weight is a constant w.r.t. the quantiles, hence the detach.
     weight = (taus.unsqueeze(2) - (u.detach() < 0).to(u.dtype)).abs()  # [B, N, N']
-    rho = weight * huber / kappa  # [B, N, N']
+    rho = weight * huber  # [B, N, N']
+    if kappa != 1.0:  # dividing by 1 changes nothing: skip the op and its backward
+        rho = rho / kappa
     return rho.mean(dim=2).sum(dim=1)  # [B]
 
 

@@ -7,7 +7,6 @@ process entry point for the lockstep and async modes.
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 
@@ -67,6 +66,9 @@ class Learner:
         self.publisher = WeightPublisher(shared, self.fixes)
         self.rng = np.random.default_rng(seed)  # replay sampling
         self.generator = torch.Generator(device=self.device).manual_seed(seed)  # taus, noise
+        # One multi-tensor kernel per norm and clip instead of one op per parameter tensor
+        # (torch only picks it by itself on accelerators); the same values on the CPU.
+        self._foreach = True if self.device.type in ("cpu", "cuda") else None
         self.updates = 0  # optimizer steps: the update-to-data bookkeeping
         self.training_step = 0  # the plan's counter: drives the publish and epsilon schedules
         self.epsilon = config.epsilon_start  # the learner's schedule value
@@ -107,11 +109,11 @@ class Learner:
         t = self.to_tensors(batch)
         # FIX(train_mode): train mode for the update (noise, dropout, batch-norm statistics).
         if self.fixes.train_mode:
-            model.qnetwork_local.train()
-            model.qnetwork_target.train()
+            _set_mode(model.qnetwork_local, True)
+            _set_mode(model.qnetwork_target, True)
         else:  # as left by an eval()-then-train() helper that returned early
-            model.qnetwork_local.eval()
-            model.qnetwork_target.eval()
+            _set_mode(model.qnetwork_local, False)
+            _set_mode(model.qnetwork_target, False)
         model.qnetwork_local.reset_noise(self.generator)
         model.qnetwork_target.reset_noise(self.generator)
         loss, mean_q = iqn.iqn_loss(
@@ -127,9 +129,9 @@ class Learner:
         params = model.qnetwork_local.parameters()
         # FIX(grad_clip): clip the gradient norm before the step (returns the pre-clip norm).
         if self.fixes.grad_clip:
-            grad_norm = nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+            grad_norm = nn.utils.clip_grad_norm_(params, c.max_grad_norm, foreach=self._foreach)
         else:  # clipping commented out, as in the origin's final learner: measure only
-            grad_norm = nn.utils.clip_grad_norm_(params, math.inf)
+            grad_norm = _total_norm(params, self._foreach)
         # In place, the optimizer step is the write the actor must not see half done.
         writing = self.publisher.writing(self.updates + 1) if self.path == "in_place" \
             else nullcontext()
@@ -143,7 +145,9 @@ class Learner:
                 if not self.fixes.single_target_update:  # the learner loop updates it again
                     update_target(model.qnetwork_target, model.qnetwork_local, c.tau)
                     self.target_updates += 1
-        self._applied_norm_max = max(self._applied_norm_max, _grad_norm(model.qnetwork_local))
+        self._applied_norm_max = max(self._applied_norm_max,
+                                     _total_norm(model.qnetwork_local.parameters(),
+                                                 self._foreach).item())
         return loss.item(), grad_norm.item(), mean_q.item()
 
     def update(self) -> None:
@@ -233,10 +237,17 @@ class Learner:
         )))
 
 
-def _grad_norm(net: nn.Module) -> float:
-    grads = [p.grad for p in net.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item() if grads \
-        else 0.0
+def _set_mode(net: nn.Module, training: bool) -> None:
+    """``net.train(training)``, skipped when every module is in that mode already: train()
+    sets each module's flag through nn.Module.__setattr__, a cost on every update."""
+    if any(m.training != training for m in net.modules()):
+        net.train(training)
+
+
+def _total_norm(params, foreach: bool | None) -> torch.Tensor:
+    """The 2-norm of all gradients together (0 when none), as clip_grad_norm_ computes it."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return nn.utils.get_total_norm(grads, foreach=foreach) if grads else torch.zeros(())
 
 
 def learner_main(config: Config, spec: EnvSpec, channel: AgentChannel, seed: int,

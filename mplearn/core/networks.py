@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -114,7 +115,14 @@ class IQNNetwork(nn.Module):
 
     def cosine_embedding(self, taus: Tensor) -> Tensor:
         """cos(pi * i * tau) for i = 0..embedding_dim-1: [B, N] -> [B, N, embedding_dim]."""
-        return torch.cos(taus.unsqueeze(-1) * self.pi_i)
+        angles = taus.unsqueeze(-1) * self.pi_i
+        if angles.device.type == "cpu" and angles.dtype in (torch.float32, torch.float64) \
+                and not angles.requires_grad:
+            # numpy's SIMD cos: 3x faster than torch's on the AMD EPYC we measure on (15 vs 43
+            # us for the default 512 x 64; torch's goes through MKL's vector math), and within
+            # 1e-7 of it. Taus carry no gradient, so nothing is lost; other cases use torch.
+            return torch.from_numpy(np.cos(angles.numpy()))
+        return torch.cos(angles)
 
     def forward(self, obs: Tensor, taus: Tensor) -> Tensor:
         # No cast here: a batch of the wrong dtype or device must fail loudly (see FIX sites).
@@ -132,5 +140,7 @@ class IQNNetwork(nn.Module):
         return (m for m in self.modules() if isinstance(m, NoisyLinear))
 
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        if not self.noisy:  # no NoisyLinear anywhere: skip walking the modules every update
+            return
         for layer in self.noisy_layers():
             layer.reset_noise(generator)

@@ -1,11 +1,11 @@
 """A small actor/learner script for CartPole in plain PyTorch, written the way such scripts get
-written, with six of the catalogue's bugs planted. Notebook 14 finds each with ``mplearn.diagnose.checks``.
+written, with six of the catalogue's bugs planted. Notebook 19 finds each with ``mplearn.diagnose``.
 
 It follows the plan: a shared model (online network, target network, Adam optimizer) in shared
 memory; a learner that trains a private copy and publishes it; epsilon decayed by the learner
 and published for the actor; an ``act`` helper on the model. The Q-network has dropout and noisy
 layers, as the plan's origin had. The script itself uses plain PyTorch only; ``diagnose`` at
-the end shows where ``mplearn.diagnose.checks`` go in it.
+the end shows where ``mplearn.diagnose`` goes in it.
 
 ``BUGS`` names the bugs (``ISSUES``: the catalogue issue each one is). ``Learner(shared,
 fixed=...)`` repairs the named ones: each buggy line stands next to its repair under a
@@ -317,26 +317,30 @@ def epsilon_seen_by_actor(learner: Learner, decays: int = 50) -> dict[str, float
 # --- where the checks go ---------------------------------------------------------------------
 
 def diagnose(learner: Learner, replay: Replay, seed: int = 0) -> list:
-    """``mplearn.diagnose.checks`` around one more learner step, a publish and an epsilon decay, as you
-    would wire them into your own script. Returns the findings (``mplearn.diagnose.checks.Finding``);
-    a step that raises ends the list with ``checks.explain_error``'s reading of the error."""
-    from mplearn.diagnose import checks
+    """``mplearn.diagnose`` around one more learner step, a publish and an epsilon decay, as you
+    would wire it into your own script: one-shot ``checks`` before the step, a ``watch`` over
+    it (weights moved, the mode of the training passes, the gradient norm the optimizer stepped
+    with), ``checks`` after it and around the publish. Returns the findings; a step that raises
+    ends the list with the watch's reading of the error (``explain_error``)."""
+    from mplearn.diagnose import checks, watch
 
     trainer = learner.trainer
     batch = replay.sample(BATCH_SIZE, np.random.default_rng(seed))
     findings = [checks.batch_matches(learner.to_tensors(batch), trainer.qnetwork_local),
-                checks.optimizer_bound_to(trainer.optimizer, trainer.qnetwork_local)]
-    watch = checks.WeightChange(trainer.qnetwork_local)
+                checks.optimizer_bound_to(trainer.optimizer, trainer)]
+    w = watch(trainer.qnetwork_local, trainer.optimizer, max_grad_norm=MAX_GRAD_NORM)
     try:
-        learner.train_step(batch)
-    except RuntimeError as e:
-        explained = checks.explain_error(e)
-        return findings + ([explained] if explained else [])
-    findings += [watch.check(), checks.module_modes(trainer, "train"),
-                 checks.noisy_sigma_gradients(trainer.qnetwork_local),
-                 checks.gradient_clipped(trainer.qnetwork_local, MAX_GRAD_NORM)]
+        with w:
+            learner.train_step(batch)
+            w.step()
+    except RuntimeError:
+        return findings + w.errors
+    findings += w.findings()
+    findings += [checks.module_modes(trainer, "train"),
+                 checks.idle_parameters(trainer.qnetwork_local)]
     learner.publish()
     findings.append(checks.target_in_sync(learner.shared, trainer))
+    before = checks.plain_attributes(learner.shared)
     learner.decay_epsilon()
-    findings.append(checks.shared_memory(learner.shared))
+    findings.append(checks.shared_memory(learner.shared, before=before))
     return findings

@@ -27,12 +27,13 @@ from torch import nn
 from mplearn.diagnose import rules
 from mplearn.diagnose.errors import explain_error
 from mplearn.diagnose.rules import NOT_CATALOGUED, Finding
+from mplearn.diagnose.tensors import batch_matches, empty_fraction, fields, optimizer_state_device
 
 __all__ = ["NOT_CATALOGUED", "Finding", "WeightChange", "batch_matches", "explain_error",
            "gradient_clipped", "gradient_norm", "mode_dependent", "module_modes",
            "optimizer_bound_to", "optimizer_state_device", "plain_attributes", "replay_batch",
            "report", "shared_memory", "split_trained", "target_in_sync", "thread_count",
-           "idle_parameters"]
+           "idle_parameters", "noisy_sigma_gradients"]
 
 
 def report(findings: Sequence[Finding]) -> str:
@@ -141,24 +142,6 @@ class WeightChange:
         return rules.weights_moved(self.measure(), updates)
 
 
-def optimizer_state_device(optimizer: torch.optim.Optimizer) -> Finding:
-    """Optimizer state on the device and in the dtype of its parameter (``Module.to()`` after
-    the first step leaves Adam's moments behind)."""
-    bad = []
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for key, value in optimizer.state.get(p, {}).items():
-                if torch.is_tensor(value) and value.dim() > 0 and (
-                        value.device != p.device or value.dtype != p.dtype):
-                    bad.append(f"{key} on {value.device}/{value.dtype} for a parameter on "
-                               f"{p.device}/{p.dtype}")
-    return Finding("optimizer_binding", not bad,
-                   "optimizer state matches its parameters" if not bad else
-                   f"{len(bad)} optimizer state tensors elsewhere, e.g. {bad[0]}",
-                   "" if not bad else "move the model before creating the optimizer, or "
-                   "recreate the optimizer after .to()")
-
-
 # --- modes: measured, not named -----------------------------------------------------------------
 
 def _guess_inputs(m: nn.Module) -> list[tuple]:
@@ -188,6 +171,9 @@ def _flat(out) -> list[torch.Tensor]:
 
 def _run(m: nn.Module, args: tuple, training: bool, seed: int) -> tuple[list, list] | None:
     probe = copy.deepcopy(m)
+    for sub in probe.modules():  # a copy keeps the original's hooks (a watch's): not here
+        sub._forward_pre_hooks.clear()
+        sub._forward_hooks.clear()
     probe.training = training  # its own flag only: the children keep theirs
     for p in probe.parameters():
         p.grad = None
@@ -210,8 +196,9 @@ def _reads_mode(m: nn.Module, inputs: Iterable[tuple]) -> bool | None:
         a, b = _run(m, args, True, 0), _run(m, args, False, 0)
         if a is None or b is None:
             continue
-        same = all(x.shape == y.shape and torch.allclose(x, y) for x, y in zip(a[0], b[0]))
-        same = same and all(torch.allclose(x, y) for x, y in zip(a[1], b[1]))
+        same = len(a[0]) == len(b[0]) and all(
+            x.shape == y.shape and torch.allclose(x, y) for x, y in zip(a[0], b[0], strict=True))
+        same = same and all(torch.allclose(x, y) for x, y in zip(a[1], b[1], strict=True))
         return not same
     return None
 
@@ -257,7 +244,11 @@ def module_modes(model: nn.Module, expected: str = "train",
     target network (``target``, or the copy the optimizer leaves alone; ``optimizer`` or one
     the wrapper holds) is not judged: keeping it in eval mode is a choice, not this bug."""
     want = expected == "train"
-    _, target_ids, target_names = split_trained(model, optimizer, target)
+    stepped, target_ids, target_names = split_trained(model, optimizer, target)
+    if target is None and not stepped & {id(p) for p in model.parameters()}:
+        return Finding("train_mode", True, "not judged: the optimizer steps none of this model's "
+                       "parameters, so the trained network and its target cannot be told apart "
+                       "(see optimizer_bound_to)")
     dependent = [n for n in mode_dependent(model, example)
                  if not any(n == t or n.startswith(t + ".") for t in target_names if t)]
     modules = dict(model.named_modules())
@@ -297,6 +288,12 @@ def idle_parameters(model: nn.Module, optimizer: torch.optim.Optimizer | None = 
                    "" if ok else "those layers ran in eval mode: call .train() before the loss")
 
 
+def noisy_sigma_gradients(model: nn.Module) -> Finding:
+    """The name notebook 04 and the catalogue use: ``idle_parameters`` (found by behaviour,
+    whatever the noise parameters are called)."""
+    return idle_parameters(model)
+
+
 # --- gradients -----------------------------------------------------------------------------------
 
 def gradient_norm(model: nn.Module) -> float:
@@ -312,71 +309,23 @@ def gradient_clipped(model: nn.Module, max_norm: float) -> Finding:
     return rules.stepped_norm(gradient_norm(model), max_norm)
 
 
-# --- data ---------------------------------------------------------------------------------------
+# --- data (batch_matches, fields: tensors.py) -------------------------------------------------
 
-def fields(batch) -> dict[str, object]:
-    """A batch's fields by name: a mapping, a namedtuple or dataclass, a tuple or list (by
-    position) or one tensor."""
-    if isinstance(batch, Mapping):
-        return dict(batch)
-    if hasattr(batch, "_asdict"):
-        return dict(batch._asdict())
-    if hasattr(batch, "__dict__") and not torch.is_tensor(batch) \
-            and not isinstance(batch, np.ndarray):
-        return dict(vars(batch))
-    if isinstance(batch, Sequence) and not isinstance(batch, str):
-        return {str(i): x for i, x in enumerate(batch)}
-    return {"batch": batch}
-
-
-def _param(model: nn.Module) -> torch.Tensor:
-    return next(model.parameters())
-
-
-def batch_matches(batch, model: nn.Module) -> Finding:
-    """Every floating-point tensor of ``batch`` on the model's device and in its dtype; numpy
-    arrays are flagged too."""
-    param = _param(model)
-    bad = []
-    for name, x in fields(batch).items():
-        if isinstance(x, np.ndarray) and x.dtype.kind == "f":
-            bad.append(f"{name}: a numpy array ({x.dtype}), not a tensor")
-        elif torch.is_tensor(x) and (x.device != param.device or (
-                x.is_floating_point() and x.dtype != param.dtype)):
-            bad.append(f"{name}: {x.device}/{x.dtype}")
-    ok = not bad
-    return Finding("batch_to_device", ok,
-                   f"model on {param.device}/{param.dtype}; " + (
-                       "every tensor of the batch matches" if ok else "mismatched: "
-                       + ", ".join(bad[:4])),
-                   "" if ok else "torch.as_tensor(x, device=model_device, dtype=model_dtype): "
-                   "torch.from_numpy keeps float64 and the CPU")
-
-
-def _rows(x, n: int) -> np.ndarray | None:
-    a = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x) \
-        if isinstance(x, np.ndarray | list) else None
-    if a is None or a.ndim == 0 or len(a) != n:
-        return None
-    return a.reshape(n, -1).astype(bool).any(axis=1)
-
-
-def replay_batch(batch, terminated: str | None = None, truncated: str | None = None
-                 ) -> list[Finding]:
+def replay_batch(batch, indices=None, filled: int | None = None, terminated: str | None = None,
+                 truncated: str | None = None) -> list[Finding]:
     """A sampled replay batch (a mapping, a tuple, a namedtuple or one tensor whose rows are
     transitions). A row is empty when every field of it is zero (observation, action, reward,
     next observation, done): every row empty is memory nobody wrote (a buffer that reached the
-    learner by value); some rows empty is sampling past the filled count; an all-zero
-    observation in a written row is just a sparse observation. With the names of the
-    ``terminated`` and ``truncated`` fields, time-limit rows stored as terminal too."""
+    learner by value); an all-zero observation in a written row is a sparse observation, not a
+    problem. Some empty rows may be either legitimate all-zero transitions or rows past the
+    filled count: with the sampled ``indices`` and the count ``filled`` written, the second is
+    told for certain. With the names of the ``terminated`` and ``truncated`` fields, time-limit
+    rows stored as terminal too."""
     t = fields(batch)
-    arrays = [x for x in t.values() if torch.is_tensor(x) or isinstance(x, np.ndarray)]
-    if not arrays:
-        return [Finding("replay_by_name", True, "no arrays in this batch")]
-    n = len(arrays[0])
-    written = [r for r in (_rows(x, n) for x in arrays) if r is not None]
-    empty = float(np.mean(~np.any(written, axis=0)))
-    findings = [rules.empty_batches(empty)]
+    empty = empty_fraction(batch)
+    past = None if indices is None or filled is None else float(
+        np.mean(np.asarray(indices) >= filled))
+    findings = [rules.empty_batches(empty, past)]
     if terminated is not None and truncated is not None:
         trunc = np.asarray(t[truncated], dtype=bool)
         both = int(np.sum(trunc & np.asarray(t[terminated], dtype=bool)))

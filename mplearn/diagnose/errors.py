@@ -17,6 +17,7 @@ import re
 import traceback
 
 from mplearn.diagnose.rules import NOT_CATALOGUED, Finding
+from mplearn.diagnose.tensors import batch_matches, optimizer_state_device
 
 _UNDEFINED = [
     (re.compile(r"NameError: name '(\w+)' is not defined"), "name"),
@@ -62,9 +63,18 @@ def _source_lines(error: BaseException | str, text: str) -> list[str]:
     return [line for line in text.splitlines() if not line.lstrip().startswith("File ")]
 
 
+_STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
 def _in_modulo(name: str, lines: list[str]) -> bool:
-    pattern = re.compile(rf"\b{re.escape(name)}\b\s*%|%\s*\(?\s*(self\.)?{re.escape(name)}\b")
-    return any(pattern.search(line) for line in lines)
+    """``name`` on a line that takes a modulo (``%`` outside string literals): ``if step %
+    n == 0``, ``t = (t + 1) % n``."""
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    for line in lines:
+        code = _STRING.sub("", line.split("#")[0])
+        if "%" in code and word.search(code):
+            return True
+    return False
 
 
 def _last_line(text: str) -> str:
@@ -89,8 +99,9 @@ def explain_error(error: BaseException | str, optimizer=None, model=None, batch=
         has_source = isinstance(error, BaseException) and any(line.strip() for line in lines)
         if used or (not has_source and _COUNTER_NAME.search(name)):
             return Finding("step_counter", False,
-                           f"{failed}: '{name}' drives a modulo schedule"
-                           + ("" if used else " (by its name; no source to read)"),
+                           f"{failed}: '{name}' is undefined where a modulo schedule uses it"
+                           if used else f"{failed}: '{name}' is undefined and named like a "
+                           "step counter (no source shows how it is used)",
                            f"initialise the {kind} '{name}' before the loop (in __init__ for an "
                            "attribute) and increment it every update")
         return Finding(NOT_CATALOGUED, False, f"{failed}: '{name}' is not a schedule's counter")
@@ -99,8 +110,6 @@ def explain_error(error: BaseException | str, optimizer=None, model=None, batch=
     if dtype or device:
         what = "dtype" if dtype else "device"
         if optimizer is not None or (model is not None and batch is not None):
-            from mplearn.diagnose.checks import batch_matches, optimizer_state_device
-
             found = []
             if optimizer is not None:
                 found.append(optimizer_state_device(optimizer))

@@ -55,11 +55,11 @@ class Monitor:
         if self._polls % self.every == 0 or self.system.done:  # done: the last look before stop
             self.check()
 
-    def saw_error(self, error: BaseException) -> Finding | None:
-        """Record the learning issue a worker's error points to, if any."""
+    def saw_error(self, error: BaseException) -> Finding:
+        """Record the learning issue a worker's error points to (``NOT_CATALOGUED`` when it is
+        none of the catalogue's: recorded too, a dead worker is never "no problems")."""
         finding = explain_error(str(error))
-        if finding is not None:
-            self._add(finding)
+        self._add(finding)
         return finding
 
     def report(self) -> str:
@@ -129,42 +129,27 @@ class Monitor:
             return
         r = learner[-1]
         n = r["update"]
-        allowed_targets = n // c.target_update_period
         where = f"agent {i}: "
         self._add(rules.target_updates(r["target_updates"], n, c.target_update_period, where))
         if self._path == "copy":
-            # (never "too few": the learner publishes at its end, and a short run may end
-            # before its second interval)
-            self._add(rules.publishes(r["publishes"], n, c.publish_interval, where)
-                      if r["publishes"] else rules.publishes(0, 0, c.publish_interval, where))
+            self._add(rules.publishes(r["publishes"], n, c.publish_interval, where))
         self._add(rules.epsilon_schedule(r["epsilon"], c.epsilon_at(n), n, where))
 
     def _learner_records(self, learner: list[dict]) -> None:
         c = self.config
         for r in learner[-3:]:
-            if r.get("train_mode", 1.0) < 1.0:
-                self._add(Finding(
-                    "train_mode", False,
-                    f"the learner updated in eval mode in {1 - r['train_mode']:.0%} of updates"
-                    + ("" if c.noisy or c.dropout else " (no effect on this network: it has no "
-                       "noisy or dropout layers)"),
-                    "call .train() on both networks at the start of train_step"))
-            applied = r.get("grad_norm_applied_max", 0.0)
-            if applied > c.max_grad_norm * (1 + 1e-3):
-                self._add(Finding(
-                    "grad_clip", False,
-                    f"the learner stepped with a gradient norm of {applied:.3g} "
-                    f"(max_grad_norm {c.max_grad_norm})",
-                    "clip_grad_norm_ between backward() and step()"))
+            # The learner records its mode for every update; only mode-dependent layers
+            # (noisy, dropout) make eval mode matter, so a plain network is not judged.
+            if c.noisy or c.dropout:
+                self._add(rules.trained_mode(1 - r.get("train_mode", 1.0), "the learner: "))
+            self._add(rules.stepped_norm(r.get("grad_norm_applied_max", 0.0), c.max_grad_norm,
+                                         where="the learner: "))
+            # The learner records the mean |observation| of its batches: zero is every row
+            # empty (observations of a written row are never all zero in these environments).
             if r.get("batch_abs_obs", 1.0) == 0.0:
-                self._add(Finding(
-                    "replay_by_name", False, "the learner's batches are all zeros",
-                    "the replay buffer reached the learner by value: re-attach shared memory "
-                    "by name in __setstate__"))
-            if c.mode != "inline" and r.get("threads", 1) > 1:
-                self._add(Finding(
-                    "single_thread", False, f"a learner runs {r['threads']} torch threads",
-                    "torch.set_num_threads(1) in every worker"))
+                self._add(rules.empty_batches(1.0, where="the learner's batches: "))
+            if c.mode != "inline":
+                self._add(rules.threads(r.get("threads", 1), "a learner"))
 
     def _actor_records(self, actor: list[dict], learner: list[dict]) -> None:
         c = self.config
@@ -182,21 +167,15 @@ class Monitor:
                 f"the actor made {r['syncs']} copies and validated none against the publisher's "
                 "sequence number: a copy during a publish mixes two versions",
                 "versioned publish: seqlock (odd while writing; readers retry) or double buffer"))
-        if c.mode != "inline" and r.get("threads", 1) > 1:
-            self._add(Finding(
-                "single_thread", False, f"the actor runs {r['threads']} torch threads",
-                "torch.set_num_threads(1) in every worker"))
+        if c.mode != "inline":
+            self._add(rules.threads(r.get("threads", 1), "the actor"))
         if learner:
             lrn = learner[-1]
             # The actor still at the initial epsilon, after the learner had decayed it: records
             # of the two are taken at different times, so compare only that way round.
-            if (lrn["epsilon"] < c.epsilon_start - 0.1 and r["epsilon"] == c.epsilon_start
-                    and lrn["env_step"] <= r["env_step"]):
-                self._add(Finding(
-                    "shared_epsilon", False,
-                    f"the actor explores with epsilon {r['epsilon']:.3f}; the learner's is "
-                    f"{lrn['epsilon']:.3f}",
-                    "share epsilon through shared memory (mp.Value), not a model attribute"))
+            if lrn["epsilon"] < c.epsilon_start - 0.1 and lrn["env_step"] <= r["env_step"]:
+                self._add(rules.actor_epsilon(lrn["epsilon"], r["epsilon"], c.epsilon_start,
+                                              "the actor: "))
 
     def _stalled(self, i: int, updates: int, env_steps: int) -> None:
         """Updates owed while the count stays put for ``stall_s`` seconds: the learner is dead
@@ -227,11 +206,7 @@ class Monitor:
             samples.append(views)
             truncated = views["truncated"][:n]
             both = int(np.sum(truncated & views["terminated"][:n]))
-            if both:
-                self._add(Finding(
-                    "truncation_bootstrap", False,
-                    f"{both} of {int(truncated.sum())} time-limit rows stored as terminal",
-                    "store terminated, not `terminated or truncated`"))
+            self._add(rules.terminal_time_limits(both, int(truncated.sum())))
         if len(samples) > 1:
             # Rows collected while exploring at random (stored epsilon >= 0.9): there the
             # actions come from the workers' random streams alone, not from their networks.

@@ -6,6 +6,7 @@ Spawned (the house rule); a daemon that also leaves when its parent is gone.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 
@@ -59,10 +60,8 @@ class Probe:
 
     def close(self) -> None:
         if self.process.is_alive():
-            try:
+            with contextlib.suppress(OSError):  # it may be leaving already
                 self.conn.send(None)
-            except OSError:
-                pass
             self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.kill()

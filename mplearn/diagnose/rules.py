@@ -67,6 +67,12 @@ def target_updates(count: int, updates: int, period: int, where: str = "") -> Fi
     """Hard copies against their schedule (one every ``period`` updates, one extra allowed for
     a count that starts at 0)."""
     allowed = updates // period + 1
+    if period >= 2 and updates >= 2 * period and count >= updates:
+        return Finding("step_counter", False,
+                       f"{where}the target changed on every one of {updates} updates (schedule: "
+                       f"every {period})",
+                       "the counter of `step % period == 0` stays at 0: increment it every "
+                       "update")
     ok = count <= allowed
     return Finding("single_target_update", ok,
                    f"{where}{count} target updates in {updates} updates (schedule: "
@@ -111,7 +117,7 @@ def published_target(distance: float, publishes_seen: int, where: str = "") -> F
     a publish (the largest over the publishes seen)."""
     ok = distance == 0.0
     return Finding("target_sync", ok,
-                   f"{where}max |shared target - trainer target| right after a publish: "
+                   f"{where}max |shared - trainer| right after a publish: "
                    f"{distance:.3g} (over {publishes_seen} publishes)",
                    "" if ok else "publish the whole state_dict() (both networks), not the "
                    "local network's parameters")
@@ -139,20 +145,27 @@ def changing_attributes(names: list[str], where: str = "") -> Finding:
                    "mp.Value or a shared tensor")
 
 
-def empty_batches(fraction: float, where: str = "") -> Finding:
-    """``fraction``: of the sampled rows, those whose every field is zero."""
+def empty_batches(fraction: float, past_filled: float | None = None, where: str = "") -> Finding:
+    """``fraction``: of the sampled rows, those whose every field is zero; ``past_filled``: of
+    the sampled indices, those at or past the count of rows written (None: not known)."""
+    if past_filled:
+        return Finding(NOT_CATALOGUED, False,
+                       f"{where}{past_filled:.0%} of the sampled indices are past the count of "
+                       "rows written",
+                       "sample indices below the number of rows written, not below the capacity")
     if fraction == 1.0:
         return Finding("replay_by_name", False,
                        f"{where}every sampled row is all zeros (observation, action, reward, "
                        "next observation, done)",
                        "the learner samples memory nobody wrote: the buffer reached this process "
                        "by value; re-attach its shared memory by name in __setstate__")
-    if fraction > 0.0:
-        return Finding(NOT_CATALOGUED, False,
-                       f"{where}{fraction:.0%} of the sampled rows are all zeros, the rest "
-                       "written: rows past the filled count are sampled",
-                       "sample indices below the number of rows written, not below the capacity")
-    return Finding("replay_by_name", True, f"{where}no sampled row is all zeros")
+    # Some empty rows alone prove nothing: a start state encoded as zeros with action 0 and
+    # reward 0 is a legitimate all-zero transition.
+    note = "" if past_filled is not None or not fraction else (
+        " (sparse transitions, or rows past the filled count: pass the indices and the count "
+        "written to tell)")
+    return Finding("replay_by_name", True,
+                   f"{where}{fraction:.0%} of the sampled rows are all zeros{note}")
 
 
 def terminal_time_limits(both: int, truncated: int, where: str = "") -> Finding:

@@ -29,6 +29,7 @@ from torch import nn
 
 from mplearn.diagnose import checks, rules
 from mplearn.diagnose.rules import Finding
+from mplearn.diagnose.tensors import empty_fraction
 
 
 def _value(source) -> float | None:
@@ -79,7 +80,9 @@ class Watch:
         self._trained = {n: p for n, p in model.named_parameters() if id(p) not in target_ids}
         if target is None and target_names:  # the wrapper's own copy, found by the optimizer
             target = model.get_submodule(target_names[0])
-        self._target_prefix = target_names[0] + "." if target_names and target_names[0] else ""
+        # Where the target sits inside the model (None: outside it).
+        self._target_prefix = (target_names[0] + "." if target_names[0] else "") \
+            if target_names else None
         self.target = target
         # The trained network the target copies (the model, or its copy inside a wrapper).
         sig = None if target is None else checks._signature(target)
@@ -109,7 +112,6 @@ class Watch:
         self._hooks.append(optimizer.register_step_pre_hook(self._stepping))
         self._first = _snapshot(self._trained)
         self._last_trained = self._first
-        self._prev_trained = self._first
         self._last_target = _snapshot(self._target_params)
         self._prev_target = self._last_target
         self.target_changes = 0
@@ -121,6 +123,7 @@ class Watch:
         self._attributes = {} if shared is None else checks.plain_attributes(shared)
         self.epsilon_start = _value(epsilon)
         self._empty_rows: list[float] = []
+        self._past_filled: list[float] = []
         self._batch_finding: Finding | None = None
         self.errors: list[Finding] = []
         self._probe = None
@@ -153,7 +156,10 @@ class Watch:
         self._pre = {}
 
     # --- once per update ----------------------------------------------------------------------
-    def step(self, batch=None) -> None:
+    def step(self, batch=None, indices=None, filled: int | None = None) -> None:
+        """Once per update, after it (and after any target copy or publish). ``batch``: the
+        batch it trained on; ``indices`` and ``filled``: the replay rows sampled and the count
+        of rows written then."""
         self.updates += 1
         now = _snapshot(self._trained)
         if self._target_params:
@@ -173,11 +179,13 @@ class Watch:
                 self.publishes += 1
                 self.publish_distance = max(self.publish_distance, self._published(shared, now))
             self._last_shared = shared
-        self._prev_trained, self._last_trained = self._last_trained, now
+        self._last_trained = now
         if batch is not None:
             if self._batch_finding is None:
                 self._batch_finding = checks.batch_matches(batch, self.model)
-            self._empty_rows.append(_empty_fraction(batch))
+            self._empty_rows.append(empty_fraction(batch))
+        if indices is not None and filled is not None:
+            self._past_filled.append(float(np.mean(np.asarray(indices) >= filled)))
 
     def _published(self, shared: dict[str, torch.Tensor], now: dict[str, torch.Tensor]) -> float:
         """|shared - trainer| right after a publish, tensor by tensor against the trainer now or
@@ -186,7 +194,7 @@ class Watch:
         if self._source is not None:
             cur = _snapshot(dict(self._source.named_parameters()))
             before = dict(cur)
-            if self._source is self.model:
+            if self._source is self.model and self._target_prefix is not None:
                 before.update(self._last_trained)
                 cur.update(now)
                 before.update({self._target_prefix + k: v for k, v in self._prev_target.items()})
@@ -244,7 +252,8 @@ class Watch:
         out: list[Finding] = list(self.errors)
         if self.updates == 0:
             return out
-        out.append(rules.weights_moved(_dist(self._last_trained, self._first), self.updates))
+        moved = rules.weights_moved(_dist(self._last_trained, self._first), self.updates)
+        out.append(moved)
         dependent = self.mode_dependent()
         passes = [training for name, training in self._modes if name in dependent]
         if passes:
@@ -252,6 +261,8 @@ class Watch:
         if self.applied and self.max_grad_norm is not None:
             out.append(rules.stepped_norm(max(self.applied), self.max_grad_norm,
                                           max(self.pre_clip) if self.pre_clip else None))
+        if not moved.ok:  # nothing trains: nothing to copy or publish, no schedule to judge
+            return out + self._epsilon() + self._batch()
         if self.target_every is not None and self._target_params:
             out.append(rules.target_updates(self.target_changes, self.updates,
                                             self.target_every))
@@ -262,11 +273,14 @@ class Watch:
             out.append(rules.publishes(self.publishes, self.updates, self.publish_every))
         if self.publishes and (self._source is not None or self.target is not None):
             out.append(rules.published_target(self.publish_distance, self.publishes))
-        out += self._epsilon()
-        if self._batch_finding is not None:
-            out.append(self._batch_finding)
-        if self._empty_rows:
-            out.append(rules.empty_batches(float(np.mean(self._empty_rows))))
+        return out + self._epsilon() + self._batch()
+
+    def _batch(self) -> list[Finding]:
+        out = [] if self._batch_finding is None else [self._batch_finding]
+        if self._empty_rows or self._past_filled:
+            out.append(rules.empty_batches(
+                float(np.mean(self._empty_rows)) if self._empty_rows else 0.0,
+                float(np.mean(self._past_filled)) if self._past_filled else None))
         return out
 
     def _epsilon(self) -> list[Finding]:
@@ -277,6 +291,9 @@ class Watch:
                                               self.updates))
         if self.shared is None:
             return out
+        if self._probe is not None:  # still running: ask it now
+            seen = self._probe.value()
+            self.actor_seen = seen if isinstance(seen, float) else None
         if self.actor_seen is not None and eps is not None:
             out.append(rules.actor_epsilon(eps, self.actor_seen, self.epsilon_start))
         now = checks.plain_attributes(self.shared)
@@ -311,16 +328,6 @@ def _either(shared: dict[str, torch.Tensor], a: dict[str, torch.Tensor],
         if ds:
             worst = max(worst, min(ds))
     return worst
-
-
-def _empty_fraction(batch) -> float:
-    arrays = [x for x in checks.fields(batch).values()
-              if torch.is_tensor(x) or isinstance(x, np.ndarray)]
-    if not arrays:
-        return 0.0
-    n = len(arrays[0])
-    rows = [r for r in (checks._rows(x, n) for x in arrays) if r is not None]
-    return float(np.mean(~np.any(rows, axis=0)))
 
 
 def watch(model: nn.Module, optimizer: torch.optim.Optimizer, **kwargs) -> Watch:

@@ -39,14 +39,10 @@ class Issue:
     symptom: str
     diagnostic: str
     notebook: str
-    # Ignored: verdicts come from mplearn.lab.verdict (measured, never written by hand). Kept
-    # only so that an entry still passing ``verdict=`` imports; delete once none does.
-    verdict: str | None = field(default=None, repr=False, compare=False)
+    # No verdict here: verdicts are measured, by mplearn.lab.verdict, never written by hand.
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out.pop("verdict")
-        return out
+        return asdict(self)
 
 
 

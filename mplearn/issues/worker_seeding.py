@@ -66,3 +66,23 @@ SCENARIOS: tuple[Scenario, ...] = (
             lambda same: same >= 0.99),
         diagnostics=("learner.loss",), extras=("equal_actions",)),
 )
+
+
+# --- the experiments its notebook runs --------------------------------------------------------
+
+def equal_actions(fixed: bool, steps: int = 2_000) -> np.ndarray:
+    """Two agents acting at random (``learning_starts`` at the end, so epsilon stays 1.0),
+    inline: per env step, whether their actions were equal (CartPole: 2 actions, so about half
+    for independent streams)."""
+    config = BASE.replace(mode="inline", n_agents=2, total_env_steps=steps, buffer_size=steps,
+                          learning_starts=steps - 1,
+                          fixes=Fixes() if fixed else Fixes().without("worker_seeding"))
+    system = System(config).start()
+    try:
+        while not system.done:
+            system.poll()
+        a, b = (np.array(buf._views()["actions"][:buf.count]) for buf in system.buffers)
+    finally:
+        system.stop()
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]

@@ -356,6 +356,10 @@ def _crashed_record(spec: RunSpec, error: str, detail: str) -> dict:
             "actor": [{} for _ in range(n)], "extras": {}}
 
 
+class SchedulerError(ValueError):
+    """The sweep cannot run on Dask: not installed, no scheduler there, daemonic workers."""
+
+
 def _daemonic() -> bool:
     """Run on each Dask worker: a daemonic worker process may not start a run's process."""
     return mp.current_process().daemon
@@ -400,15 +404,18 @@ def _client(jobs: int | None, scheduler: str | None):
     """A Dask client: on the cluster at ``scheduler``, or on a local cluster of ``jobs``
     (default: all cores) single-threaded worker processes. Workers must not be daemonic (a
     daemonic process may not have children, and every run is a child of its worker)."""
-    import dask
-    from distributed import Client, LocalCluster
-
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SchedulerError("dask: sweeps run on Dask: pip install 'mplearn[sweeps]' "
+                             "(or -r requirements.txt)") from None
     with dask.config.set({"distributed.worker.daemon": False}):  # also for restarted workers
         if scheduler:
             try:
                 client = Client(scheduler, set_as_default=False)
             except OSError as e:  # unreachable, or timed out
-                raise ValueError(f"scheduler: cannot connect to {scheduler}: {e}") from None
+                raise SchedulerError(f"scheduler: cannot connect to {scheduler}: {e}") from None
             cluster = None
         else:
             cluster = LocalCluster(n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1,
@@ -418,9 +425,9 @@ def _client(jobs: int | None, scheduler: str | None):
         try:
             daemonic = sorted(a for a, d in client.run(_daemonic).items() if d)
             if daemonic:
-                raise ValueError(f"scheduler: workers {', '.join(daemonic)} are daemonic and "
-                                 "cannot start runs; start them with "
-                                 "DASK_DISTRIBUTED__WORKER__DAEMON=False")
+                raise SchedulerError(f"scheduler: workers {', '.join(daemonic)} are daemonic "
+                                     "and cannot start runs; start them with "
+                                     "DASK_DISTRIBUTED__WORKER__DAEMON=False")
             yield client
         finally:
             client.close()
@@ -430,12 +437,13 @@ def _client(jobs: int | None, scheduler: str | None):
 
 def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = None,
               progress: bool = True, budget_s: float | None = None,
-              scheduler: str | None = None) -> SweepReport:
+              scheduler: str | None = None, keep_order: bool = False) -> SweepReport:
     """Run every spec whose file is missing under ``root/runs`` on Dask: a local cluster of
     ``jobs`` single-threaded workers (default: one per core), or the cluster at ``scheduler``
     (``jobs`` default: its worker threads). At most ``jobs`` cores are kept busy (a run takes
     as many as it keeps busy). With ``budget_s``, no run starts that would not end in time,
-    and runs still going at the end are stopped (left for the next sweep)."""
+    and runs still going at the end are stopped (left for the next sweep). Runs start longest
+    first (a shorter tail), or in the given order with ``keep_order`` (pairs side by side)."""
     from distributed import KilledWorker, as_completed
     from tqdm import tqdm
 
@@ -444,7 +452,8 @@ def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = Non
     unique = {s.key: s for s in specs}
     todo = [s for k, s in unique.items() if not (store / f"{k}.json").exists()]
     report = SweepReport(skipped=len(unique) - len(todo))
-    todo.sort(key=lambda s: -s.cost_s() * s.cores())  # longest first: a shorter tail
+    if not keep_order:
+        todo.sort(key=lambda s: -s.cost_s() * s.cores())  # longest first: a shorter tail
     deadline = t0 + budget_s if budget_s is not None else math.inf
     slowdown = 1.0  # observed wall / prior cost, the largest seen
     if not any(t0 + s.cost_s() <= deadline for s in todo):  # nothing to do: no cluster
@@ -493,10 +502,12 @@ def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = Non
                 submit()
         finally:  # interrupted: stop the runs (on a cluster that outlives this sweep too)
             if running:
-                from distributed import Event, wait
+                from distributed import Event
 
                 Event(stop, client=client).set()
-                wait(list(running), timeout=15)
+                until = time.monotonic() + 15
+                while time.monotonic() < until and not all(f.done() for f in running):
+                    time.sleep(0.2)
             bar.close()
     report.unfinished += len(todo) + len(running)
     report.wall_s = round(time.time() - t0, 1)
@@ -700,6 +711,10 @@ def select(names: Iterable[str] | None = None, steps: int | None = None,
     if seeds is not None and seeds <= 0:
         raise ValueError(f"seeds: must be > 0, got {seeds}")
     chosen = [by_name[n] for n in dict.fromkeys(names)] if names else list(scenarios())
+    over = [s for s in chosen if seeds is not None and seeds > s.max_seeds]
+    if over:  # the cap is stated in advance: more seeds is a new plan, not more of this one
+        raise ValueError(f"seeds: {seeds} is above {over[0].issue}'s cap of "
+                         f"{over[0].max_seeds} (Scenario.max_seeds)")
     chosen = [s.scaled(steps, seeds) for s in chosen]
     for s in chosen:  # every config validates before any process starts
         scenario_specs(s)
@@ -725,7 +740,7 @@ def run_scenarios(scenarios: list[Scenario], root: str | Path = "data",
     if jobs is not None and jobs <= 0:
         raise ValueError(f"jobs: must be > 0, got {jobs}")
     specs = list(_paired_order(scenarios))
-    report = run_sweep(specs, root, jobs, progress, budget_s, scheduler)
+    report = run_sweep(specs, root, jobs, progress, budget_s, scheduler, keep_order=True)
     command = command or " ".join(["python -m mplearn", *sys.argv[1:]])
     for s in scenarios:
         if write_manifest(s, root, command)["complete"]:
@@ -771,11 +786,15 @@ class IssueResults:
     curves: dict[str, np.ndarray]  # variant -> [runs, len(grid)], return (last 20 episodes)
     values: dict[str, np.ndarray]  # variant -> per-seed metric (seed order; NaN if missing)
     summaries: dict[str, stats.Summary]  # variant -> IQM and 95% CI of the metric
-    differences: dict[str, stats.Summary]  # condition -> fixed - broken, paired by seed
+    # condition -> fixed - broken over the verdict's pairs (``paired``): mean and the paired
+    # t-interval (stats.t_interval, the verdict's), not a bootstrap
+    differences: dict[str, stats.Summary]
     improvement: dict[str, float]  # condition -> P(fixed > broken)
     diagnostics: dict[str, dict[str, list]]  # "learner.loss" -> variant -> runs (steps, values)
     extras: dict[str, dict[str, list]]  # extra -> variant -> per-seed value (per phase)
     status: dict[str, list[str]]  # variant -> per-seed status
+    paired: dict[str, PairedRuns] = dataclasses.field(default_factory=dict)  # condition ->
+    margins: dict[str, float | None] = dataclasses.field(default_factory=dict)  # condition ->
 
     @property
     def variants(self) -> list[str]:
@@ -800,19 +819,23 @@ class IssueResults:
         return "\n".join(rows)
 
     def figure(self, condition: str | None = None):
-        """The comparison figure (plots.comparison_figure) of one condition (default the
-        first): fixed and broken learning curves, and their metric intervals."""
+        """The effect figure (plots.effect_figure) of one condition (default the first): the
+        learning curves of the pairs the verdict uses, and beside them the paired differences
+        per seed with their mean, its interval and the margin band."""
         from mplearn.lab import plots
 
         pair = next((p for p in self.pairs if condition in (None, p["condition"])), None)
         if pair is None:
             raise ValueError(f"condition: {condition!r} is not one of "
                              f"{[p['condition'] for p in self.pairs]}")
-        names = {"fixed": pair["fixed"], "broken": pair["broken"]}
-        title = f"{self.manifest['title']}" + (f" ({pair['condition']})"
-                                                if pair["condition"] else "")
-        fig = plots.comparison_figure(self.grid, {k: self.curves[v] for k, v in names.items()},
-                                      {k: self.summaries[v] for k, v in names.items()}, title)
+        cond = pair["condition"]
+        used = self.paired[cond]
+        curves = {"fixed": _agent_mean_curves(used.fixed, self.grid),
+                  "broken": _agent_mean_curves(used.broken, self.grid)}
+        d = self.differences[cond]
+        title = f"{self.manifest['title']}" + (f" ({cond})" if cond else "")
+        fig = plots.effect_figure(self.grid, curves, used.differences, (d.ci_low, d.ci_high),
+                                  self.margins.get(cond), title)
         left, right = fig.axes[:2]
         restart = self.manifest["scenario"]["restart"]
         if restart:
@@ -820,7 +843,7 @@ class IssueResults:
         window = self.manifest["metric"]["window"]
         if window:
             left.axvspan(window["start"], window["end"], color="0.85", alpha=0.4, linewidth=0)
-            right.set_xlabel("return in the shaded window (IQM, 95% CI)")
+            right.set_xlabel("fixed - broken (shaded window)")
         return fig
 
 
@@ -855,13 +878,27 @@ def load(issue_name: str, root: str | Path = "data") -> IssueResults:
             extras.setdefault(name, {})[v["name"]] = [
                 rec["extras"].get(name) if rec else None for rec in recs]
     summaries = {k: stats.summarize(x) for k, x in values.items()}
-    differences, improvement = {}, {}
+    declared = next((s for s in scenarios() if s.issue == issue_name), None)
+    differences, improvement, paired, margins = {}, {}, {}, {}
     for p in manifest["pairs"]:
+        cond = p["condition"]
         a, b = values[p["fixed"]], values[p["broken"]]
-        differences[p["condition"]] = stats.paired_difference(a, b)
-        improvement[p["condition"]] = stats.probability_of_improvement(a, b)
+        paired[cond] = used = paired_runs(manifest, p, path.parent)
+        differences[cond] = _t_summary(used.differences)
+        improvement[cond] = stats.probability_of_improvement(a, b)
+        margin = declared.margin_of(cond) if declared else None  # the code's, else the manifest's
+        margins[cond] = margin.value if margin else (p.get("margin") or {}).get("value")
     return IssueResults(issue_name, manifest, grid, curves, values, summaries, differences,
-                        improvement, diagnostics, extras, status)
+                        improvement, diagnostics, extras, status, paired, margins)
+
+
+def _t_summary(differences: np.ndarray) -> stats.Summary:
+    """The paired differences' mean with the verdict's t-interval, as a Summary."""
+    t = stats.t_interval(differences)
+    d = stats.finite(differences)
+    nan = math.nan
+    return stats.Summary(t.n, t.mean, float(stats.iqm(d)) if d.size else nan, t.low, t.high,
+                         "mean", float(np.median(d)) if d.size else nan, t.confidence)
 
 
 def _agent_mean_curves(recs: list[dict | None], grid: np.ndarray) -> np.ndarray:
@@ -878,5 +915,5 @@ def _agent_mean_curves(recs: list[dict | None], grid: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["ConfigError", "IssueResults", "RunSpec", "SweepReport", "load", "reproduce",
-           "run_one", "run_scenarios", "run_sweep", "scenario_specs", "select"]
+__all__ = ["ConfigError", "IssueResults", "RunSpec", "SchedulerError", "SweepReport", "load",
+           "reproduce", "run_one", "run_scenarios", "run_sweep", "scenario_specs", "select"]

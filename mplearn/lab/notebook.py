@@ -10,7 +10,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -104,6 +104,8 @@ def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | N
     ``learning_starts``.
     """
     sc = scenario(issue_name).scaled(steps=steps, seeds=seeds)
+    if overrides:  # on the scenario, so that each phase of a restart is built with them
+        sc = dataclasses.replace(sc, overrides={**sc.overrides, **overrides})
     pair = next((p for p in sc.pairs() if condition in (None, p[0])), None)
     if pair is None:
         raise ValueError(f"condition: {condition!r} is not one of {[p[0] for p in sc.pairs()]}")
@@ -112,9 +114,8 @@ def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | N
     for fixed in fixes_on:
         variant = by_name[pair[1] if fixed else pair[2]]
         specs = experiments.run_specs(sc, variant)
-        change = {**({"mode": mode} if mode is not None else {}), **(overrides or {})}
-        if change:
-            specs = [dataclasses.replace(s, config=s.config.replace(**change)) for s in specs]
+        if mode is not None:
+            specs = [dataclasses.replace(s, config=s.config.replace(mode=mode)) for s in specs]
         records["fixed" if fixed else "broken"] = [experiments.run_one(s) for s in specs]
     return Live(issue_name, pair[0], steps, records)
 
@@ -285,10 +286,30 @@ class FixToggle(_TryBase):
             for line in ax.get_lines():
                 if line.get_label().startswith(mine_label):
                     line.set_linewidth(3)
-        fig.suptitle(f"{issue(self.issue).title}: fix on (blue) and off (red, dashed), "
+        crashed = [f"fix {'on' if v == 'fixed' else 'off'}: {r.records[v][0]['error']}"
+                   for v, r in runs.items() if r.records[v][0]["status"] == "crashed"]
+        fig.suptitle(f"{issue(self.issue).title}\nfix on (blue) and off (red, dashed), "
                      f"{self.steps.value:,} env steps; your last run: fix "
-                     f"{'on' if mine == 'fixed' else 'off'} (bold)")
+                     f"{'on' if mine == 'fixed' else 'off'} (bold)"
+                     + "".join(f"\nthe learner crashed, {c[:90]}" for c in crashed))
         return fig
+
+
+def fix_bars(values: dict[str, float], ylabel: str, title: str, fmt: str = "{:.1%}"):
+    """Fix on and fix off as two bars (``values``: "fixed"/"broken" -> a number), each
+    labelled with its value: the figure of a "Try it" over a small exact experiment."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.2), layout="constrained")
+    ax = fig.subplots()
+    names = [v for v in ("fixed", "broken") if v in values]
+    bars = ax.bar([f"fix {'on' if v == 'fixed' else 'off'}" for v in names],
+                  [values[v] for v in names], 0.5,
+                  color=[plots.VARIANT_COLORS[v] for v in names])
+    ax.bar_label(bars, [fmt.format(values[v]) for v in names])
+    ax.set(ylabel=ylabel, title=title)
+    ax.margins(y=0.15)
+    return fig
 
 
 class TryIt(_TryBase):
@@ -355,6 +376,7 @@ class Dashboard:
     policy-lag plot that update while the system runs. ``run()`` works without a front end."""
 
     KNOBS = ("total_env_steps", "n_agents", "updates_per_step", "learning_rate")
+    see = "the learning curve and policy lag of the last run (untick fixes, press run)"
 
     def __init__(self, config: Config | None = None, redraw_s: float = 2.0):
         import ipywidgets as w
@@ -385,6 +407,7 @@ class Dashboard:
             w.HBox([self.button, self.status]), self.out])
         self.result = None
         self.monitor: Monitor | None = None
+        self.last_figure = None
 
     def config(self) -> Config:
         broken = [name for name, box in self.fixes.items() if not box.value]
@@ -398,6 +421,7 @@ class Dashboard:
         from IPython.display import display
 
         fig = run_figure(src, title)
+        self.last_figure = fig
         self.out.clear_output(wait=True)
         with self.out:
             display(fig)
@@ -433,6 +457,6 @@ class Dashboard:
         return self.result
 
     def _ipython_display_(self):
-        from IPython.display import display
+        # the widget, and its last figure as image/png for views without widget support
+        _TryBase._ipython_display_(self)
 
-        display(self.widget)

@@ -19,6 +19,24 @@ from matplotlib.ticker import FuncFormatter
 
 from mplearn.lab import stats
 
+
+def _show_figures_inline() -> None:
+    """In a notebook kernel, show a bare ``Figure`` as a PNG. IPython registers that display
+    only when the inline backend is activated (``%matplotlib inline``); the kit never uses
+    pyplot, so without this every figure shows as ``<Figure size ... with 2 Axes>`` text, in
+    JupyterLab and in the stored notebooks alike."""
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # no IPython: nothing displays figures
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        select_figure_formats(shell, {"png"})
+
+
+_show_figures_inline()
+
 # Okabe & Ito (2008), "Color universal design".
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9",
              "bluish_green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
@@ -38,6 +56,11 @@ FIGSIZE = (10, 3.5)
 BAND_ALPHA = 0.2
 RUN_ALPHA = 0.25
 STAT_LABELS = {"iqm": "IQM", "mean": "mean", "median": "median"}
+# A bootstrap band from fewer runs is an artefact (2 runs give the band between them): below
+# this many seeds the curves are drawn as lines, one per run, and no band.
+MIN_BAND_SEEDS = 10
+MARGIN_COLOR = "0.88"
+DIFFERENCE_COLOR = OKABE_ITO["black"]
 
 
 def variant_styles(labels: Sequence[str]) -> dict[str, dict]:
@@ -83,30 +106,107 @@ def _seeds_label(label: str, runs: np.ndarray) -> str:
 def learning_curves(ax: Axes, grid, curves: Mapping[str, np.ndarray], statistic: str = "iqm",
                     ylabel: str = RETURN_LABEL, title: str | None = None,
                     n_boot: int = stats.N_BOOT, confidence: float = stats.CONFIDENCE,
-                    seed: int = 0) -> Axes:
+                    seed: int = 0, band: bool | None = None) -> Axes:
     """Per variant, the ``statistic`` across runs (a line) and its bootstrap interval (a
     shaded band) at each grid point; ``curves`` maps a label to its runs on ``grid``
-    ([runs, len(grid)], e.g. from ``stats.curves_on_grid``). The legend gives the seeds."""
+    ([runs, len(grid)], e.g. from ``stats.curves_on_grid``). The legend gives the seeds.
+
+    ``band`` None: a band only for variants with at least ``MIN_BAND_SEEDS`` runs; with fewer
+    (a live figure from 2 seeds) every run is drawn as a thin line instead, and the legend
+    says so."""
     grid = np.asarray(grid, dtype=np.float64)
     styles = variant_styles(list(curves))
+    banded = []
     for label, y in curves.items():
         y = np.atleast_2d(np.asarray(y, dtype=np.float64))
         if y.shape[1] != grid.size:
             raise ValueError(f"curves: {label!r} has {y.shape[1]} points, the grid {grid.size}")
-        center, low, high = stats.band(y, statistic, n_boot, confidence, seed)
         style = styles[label]
+        with_band = y.shape[0] >= MIN_BAND_SEEDS if band is None else band
+        banded.append(with_band)
+        if with_band:
+            center, low, high = stats.band(y, statistic, n_boot, confidence, seed)
+            ax.fill_between(grid, low, high, color=style["color"], alpha=BAND_ALPHA,
+                            linewidth=0)
+        else:
+            center = _center(y, statistic)
+            for run in y:
+                ax.plot(grid, run, color=style["color"], linestyle=style["linestyle"],
+                        linewidth=0.8, alpha=RUN_ALPHA * 2)
         ax.plot(grid, center, color=style["color"], linestyle=style["linestyle"], linewidth=1.8,
                 label=_seeds_label(label, y))
-        ax.fill_between(grid, low, high, color=style["color"], alpha=BAND_ALPHA, linewidth=0)
     _steps_axis(ax)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     stat = STAT_LABELS.get(stats.statistic_name(statistic), statistic)
-    ax.legend(title=f"{stat}, {confidence:.0%} CI", loc="best", fontsize="small",
-              title_fontsize="small", frameon=False)
+    legend = (f"{stat}, {confidence:.0%} CI" if all(banded) else
+              f"{stat} (bold) and each run; no band under {MIN_BAND_SEEDS} seeds"
+              if not any(banded) else f"{stat}; {confidence:.0%} CI from {MIN_BAND_SEEDS} seeds")
+    ax.legend(title=legend, loc="best", fontsize="small", title_fontsize="small", frameon=False)
     _tidy(ax)
     return ax
+
+
+def _center(y: np.ndarray, statistic) -> np.ndarray:
+    """``statistic`` across the runs with a finite value at each point (NaN where none)."""
+    func = stats.STATISTICS[stats.statistic_name(statistic)] if isinstance(statistic, str) \
+        else statistic
+    out = np.full(y.shape[1], np.nan)
+    ok = np.isfinite(y)
+    for j in np.flatnonzero(ok.any(axis=0)):
+        out[j] = func(y[ok[:, j], j], axis=0)
+    return out
+
+
+def paired_differences(ax: Axes, differences, interval: tuple[float, float],
+                       margin: float | None = None, label: str = "fixed - broken",
+                       unit: str = "return points") -> Axes:
+    """The paired differences fixed - broken, one dot per seed (jittered up and down so that
+    none hides another), with their mean and its interval (``interval``: the verdict's,
+    ``stats.t_interval``) below, against 0 and the margin band (-margin, +margin) shaded: the
+    picture of the verdict's rule."""
+    d = np.asarray(differences, dtype=np.float64).reshape(-1)
+    d = d[np.isfinite(d)]
+    if margin is not None:
+        ax.axvspan(-margin, margin, color=MARGIN_COLOR, linewidth=0,
+                   label=f"margin \u00b1{_number(margin)}")
+    ax.axvline(0, color="0.45", linewidth=1)
+    y = np.random.default_rng(0).uniform(-0.25, 0.25, d.size)  # jitter: dots do not hide
+    ax.plot(d, y, "o", color=DIFFERENCE_COLOR, alpha=0.55, markersize=4, linestyle="none",
+            label=f"each seed ({d.size} pair{'s' if d.size != 1 else ''})")
+    low, high = interval
+    if d.size:
+        mean = float(d.mean())
+        if np.isfinite(low) and np.isfinite(high):
+            ax.plot([low, high], [-0.6, -0.6], color=DIFFERENCE_COLOR, linewidth=3,
+                    solid_capstyle="butt")
+        ax.plot([mean], [-0.6], "D", color=DIFFERENCE_COLOR, markersize=7,
+                label=f"mean {_number(mean)} [{_number(low)}, {_number(high)}]")
+    ax.set_ylim(0.6, -1.0)
+    ax.set_yticks([])
+    ax.set_xlabel(f"{label} ({unit})")
+    # Under the axes: inside, it would hide dots.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize="small", frameon=False)
+    ax.spines[["top", "right", "left"]].set_visible(False)
+    ax.grid(True, axis="x", color="0.9", linewidth=0.8)
+    ax.set_axisbelow(True)
+    return ax
+
+
+def effect_figure(grid, curves: Mapping[str, np.ndarray], differences,
+                  interval: tuple[float, float], margin: float | None, title: str,
+                  statistic: str = "iqm", unit: str = "return points", figsize=FIGSIZE,
+                  **curve_kwargs) -> Figure:
+    """An issue's effect: learning curves (left; a band only from ``MIN_BAND_SEEDS`` seeds)
+    and, beside them, the paired differences fixed - broken per seed with their mean, its
+    interval and the margin band (right)."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[2.1, 1])
+    learning_curves(left, grid, curves, statistic=statistic, **curve_kwargs)
+    paired_differences(right, differences, interval, margin, unit=unit)
+    fig.suptitle(title)
+    return fig
 
 
 def _number(x: float) -> str:

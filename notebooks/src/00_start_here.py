@@ -12,7 +12,9 @@
 # 2. **the mechanism** in a tiny exact experiment, fix on and off;
 # 3. **the effect on learning**, fixed vs broken over paired seeds, live and at full length;
 # 4. **the diagnostic** that catches it in your own code;
-# 5. **the verdict**: real, conditional (and on what), or no effect, with the numbers.
+# 5. **the verdict**: real, conditional (and on what), or no effect, computed from the stored
+#    runs (notebook 20 explains how to read one);
+# 6. **try it**: fix on and fix off side by side in about 30 seconds.
 #
 # The review was right about some issues, wrong about others, and right only under conditions
 # about the rest. The point of the kit is that you do not have to take anyone's word for which
@@ -23,7 +25,7 @@
 # The kit starts its processes with the `spawn` method on every platform (the default on macOS
 # and Windows, and the only one that is safe with threads and notebooks), and runs every worker
 # with one torch thread: several processes at torch's default thread count fight over the
-# cores (notebook 12 measures by how much).
+# cores (notebook 15 measures by how much).
 
 # %%
 from mplearn.lab import notebook
@@ -33,14 +35,15 @@ for key, value in notebook.setup_report().items():
 
 # %% [markdown]
 # ## How to use the kit
-# - **Notebooks** run top to bottom (Kernel → Restart & Run All) in about a minute each. Each
-#   runs a short live experiment and plots the full-length results stored in `data/`.
+# - **Notebooks** run top to bottom (Kernel → Restart & Run All) in about a minute or two each
+#   on a 2-core machine. Each runs a short live experiment and plots the full-length results
+#   stored in `data/`.
 # - **Command line**: `python -m mplearn run --broken shared_epsilon` trains with one issue
 #   switched on; `python -m mplearn check NAME` runs an issue's mechanism experiment;
 #   `python -m mplearn issues` prints the catalogue below; `python -m mplearn reproduce NAME`
 #   regenerates an issue's results in `data/`.
 # - **Your own code**: `mplearn.diagnose.checks` has diagnostics that take plain `nn.Module`s and
-#   optimizers; `mplearn.diagnose.monitor.Monitor` watches a running system (notebook 14).
+#   optimizers; `mplearn.diagnose.monitor.Monitor` watches a running system (notebook 19).
 #
 # Every issue is one field of the `Fixes` dataclass, read at exactly one place in the package,
 # where the correct and the broken line stand side by side:
@@ -60,24 +63,24 @@ for line in sorted(sites.splitlines()):
 # ## A map of the notebooks
 # | notebook | what it is about |
 # | --- | --- |
-# | 01_the_system | the processes and what they share; a run of the fixed system; a dashboard |
-# | 02_stale_optimizer_state | recreate the optimizer after a weight copy? |
-# | 03_target_network_sync | is the shared target published? when does it matter? |
-# | 04_train_mode | `train()` in the learner: which layers care |
-# | 05_epsilon_across_processes | a value set as an attribute does not cross processes |
-# | 06_gradient_clipping | clipping with a quantile Huber loss |
-# | 07_device_and_dtype | float64 batches, CPU batches for a CUDA model, a dead learner |
-# | 08_step_counter | a counter never incremented, or never initialised |
-# | 09_duplicate_target_updates | two target updates per period |
-# | 10_initial_model_state | acting before the first weight pull |
-# | 11_shared_memory_pitfalls | replay pickled by value, torn reads, a replay race, seeding, truncation |
-# | 12_performance | threads, the update-to-data ratio, async speed against its bound |
-# | 13_multi_agent | the treasure hunt: several agents, one world |
-# | 14_diagnose_your_code | find the bugs in a plain PyTorch actor/learner with the checks |
+# | [01 the system](01_the_system.ipynb) | the processes and what they share; a run of the fixed system; a dashboard |
+# | 02 to 17 | one notebook per learning issue, in catalogue order (the table below) |
+# | [18 multi-agent](18_multi_agent.ipynb) | the treasure hunt: several agents, one world |
+# | [19 diagnose your code](19_diagnose_your_code.ipynb) | find the bugs in a plain PyTorch actor/learner with the checks |
+# | [20 how to read a verdict](20_how_to_read_a_verdict.ipynb) | what "real", "conditional" and "no effect" rest on |
 #
 # ## The catalogue
-# Every issue, the notebook about it, and its verdict (measured in `data/`; "not yet measured"
-# means no full-length result backs a verdict yet).
+# Every issue, the notebook about it, and its verdict per condition, computed here from the
+# runs stored in `data/`.
 
 # %%
-print(notebook.catalogue_table())
+from IPython.display import Markdown
+
+from mplearn.issues import all_issues
+
+rows = ["| issue | title | notebook | verdict |", "| --- | --- | --- | --- |"]
+for entry in all_issues():
+    verdict = notebook.verdict(entry.name, root="../data").summary
+    rows.append(f"| `{entry.name}` | {entry.title} | [{entry.notebook}]({entry.notebook}.ipynb) "
+                f"| {verdict} |")
+Markdown("\n".join(rows))

@@ -34,17 +34,16 @@
 # modes train on the same schedule and can be compared.
 
 # %%
-%matplotlib inline
-from mplearn.core.config import Config
-from mplearn.core.system import train
+from mplearn import Config, train
 
 config = Config(env_id="CartPole-v1", mode="lockstep", total_env_steps=4_000, seed=0,
                 device="cpu")
 print({k: v for k, v in config.to_dict().items() if k != "fixes"})
 
 # %% [markdown]
-# ## One run, lockstep: the same numbers on any machine
-# 4,000 env steps of CartPole-v1 with the default configuration, one agent. The default
+# ## One run, lockstep: the same numbers run after run
+# A seed reproduces exactly on one machine and torch build (another CPU or torch version may
+# round differently, and the runs then drift apart). 4,000 env steps of CartPole-v1 with the default configuration, one agent. The default
 # solves CartPole (a mean return of 475 over 20 episodes) in about 33,000 env steps (README);
 # here we only watch the start.
 

@@ -174,6 +174,6 @@ toggle = notebook.FixToggle(
     ylabel="|weight change| between records",
     see="with the fix off the learner's weights never move (the red line stays at 0) and the "
         "return stays at the random policy's; with it on they move and the return rises.",
-    steps=3_500, overrides={"learning_starts": 200, "log_interval": 20})
+    steps=2_500, overrides={"learning_starts": 200, "log_interval": 20})
 _ = toggle.run()
 toggle

@@ -213,7 +213,7 @@ print(notebook.verdict("target_sync", root="../data"))
 # %% [markdown]
 # ## 5 · Try it
 # Fix on and fix off side by side, one seed each, inline (about 30 s): the run restarts from
-# the shared models at 60% of its env steps (dotted in section 2; here at 1,800 of 3,000),
+# the shared models at 60% of its env steps (dotted in section 2; here at 1,500 of 2,500),
 # with `learning_starts` 200 so that both phases train.
 
 # %%
@@ -222,6 +222,6 @@ toggle = notebook.FixToggle(
     see="before the restart the two curves are one; after it, with the fix off, the restarted "
         "learner's mean Q collapses (its target is the initial network), with the fix on it "
         "goes on where it stopped.",
-    steps=3_000, overrides={"learning_starts": 200, "log_interval": 20})
+    steps=2_500, overrides={"learning_starts": 200, "log_interval": 20})
 _ = toggle.run()
 toggle

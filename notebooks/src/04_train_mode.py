@@ -222,6 +222,6 @@ toggle = notebook.FixToggle(
     see="with the fix off every update runs in eval mode (0): the noisy layers train without "
         "noise and their scales never move (the sigma lines of section 2); the returns need "
         "longer than this to part, if they do.",
-    steps=3_500, overrides={"learning_starts": 200, "log_interval": 20})
+    steps=2_500, overrides={"learning_starts": 200, "log_interval": 20})
 _ = toggle.run()
 toggle

@@ -9,19 +9,19 @@
 # attribute of the shared model, and the actor is another process. This notebook shows, with
 # real processes, what crosses from one process to another, and measures what an actor that
 # never sees the decay does to learning. Run it top to bottom (Restart & Run All); every number
-# printed here is computed by the cells above it.
+# printed here is computed by the cells above it. How to read the verdict at the end:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb).
 
 # %%
-%matplotlib inline
 import torch
 
-from mplearn.issues import shared_epsilon as attribute_sharing
-from mplearn.diagnose import checks
-from mplearn.lab import notebook
-from mplearn.catalogue import issue
+from mplearn import checks
+from mplearn.issues import shared_epsilon as issue
+from mplearn.lab import notebook, plots
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
-print(issue("shared_epsilon").mechanism)
+print("The claim:", issue.ENTRY.claim)
+print("\nThe mechanism:", issue.ENTRY.mechanism)
 
 # %% [markdown]
 # ## 1 · The mechanism, with real processes
@@ -41,7 +41,7 @@ print(issue("shared_epsilon").mechanism)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(attribute_sharing.what_the_child_sees())
+print(issue.what_the_child_sees())
 
 # %% [markdown]
 # What reaches the child is what was written *into* shared memory: the weight, the tensor
@@ -77,11 +77,10 @@ for variant, recs in run.records.items():
           f"learner {recs[0]['learner'][0]['epsilon'][-1]:.3f}")
 
 # %%
-_ = attribute_sharing.epsilon_figure(
-    attribute_sharing.live_series(run, "actor.epsilon"),
-    attribute_sharing.live_series(run, "learner.epsilon"),
-    "Epsilon across processes: a short live run (seed 0 and 1)")
-_
+plots.two_diagnostics_figure(
+    issue.live_series(run, "actor.epsilon"), issue.live_series(run, "learner.epsilon"),
+    ("epsilon", "epsilon"), ("the actor process reads", "the learner decays and publishes"),
+    "Epsilon across processes: a short live run (seed 0 and 1)", share=True)
 
 # %%
 _ = run.figure()
@@ -98,24 +97,25 @@ _ = results.figure()
 _
 
 # %%
-_ = attribute_sharing.epsilon_figure(
+plots.two_diagnostics_figure(
     results.diagnostics["actor.epsilon"], results.diagnostics["learner.epsilon"],
-    "Epsilon across processes: 25,000 env steps")
-_
+    ("epsilon", "epsilon"), ("the actor process reads", "the learner decays and publishes"),
+    "Epsilon across processes: 25,000 env steps", share=True)
 
 # %% [markdown]
 # In every broken run the actor acted with epsilon 1.0 from the first env step to the last,
 # while the learner's schedule reached 0.01 after 5,000 updates exactly as in the fixed runs
 # (the figure above: left the actor, right the learner). An actor that always acts at random
-# collects a random policy's data and earns a random policy's return: broken IQM 22.4 after
-# 25,000 env steps, against 384.6 for the fixed runs. The learner's own log looks healthy, with
-# its epsilon on schedule; only the epsilon the actor used shows the fault.
+# collects a random policy's data and earns a random policy's return (the table above). The
+# learner's own log looks healthy, with its epsilon on schedule; only the epsilon the actor
+# used shows the fault.
 #
 # ## 3 · The diagnostic
 #
 # In your own code: every value another process must see lives in shared memory. `checks.
-# shared_memory(model)` lists the model's tensors that are not shared and the plain number
-# attributes set after construction:
+# shared_memory(model, before=...)` lists the model's tensors that are not shared and the plain
+# number attributes changed since the model was shared (`before`: `checks.plain_attributes`
+# taken then; constant hyper-parameters are not flagged):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -125,10 +125,11 @@ from torch import nn
 torch.manual_seed(0)
 model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
 model.share_memory()
+before = checks.plain_attributes(model)
 model.epsilon = 0.5  # the learner's "publication"
-print(checks.shared_memory(model))
+print(checks.shared_memory(model, before=before))
 del model.epsilon
-print(checks.shared_memory(model))
+print(checks.shared_memory(model, before=before))
 
 # %% [markdown]
 # The kit also stores, with every transition, the epsilon the actor used to collect it, so the
@@ -145,24 +146,30 @@ print("issues the monitor named:", monitor.issues)
 
 # %% [markdown]
 # ## 4 · The verdict
+#
+# Computed from the stored runs in `data/` (how to read it:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb)). The review marked epsilon
+# decay as fixed. The decay is there; its publication is not: a plain attribute set on the
+# shared model never reaches the actor process (section 1, with real processes). The fix is a
+# value in shared memory, written in place (an `mp.Value`, or a shared tensor updated with
+# `fill_`), or the decay moved into the actor.
 
 # %%
 print(notebook.verdict("shared_epsilon", root="../data"))
 
 # %% [markdown]
-# **Real, and total.** The review marked epsilon decay as fixed. The decay is there; its
-# publication is not: a plain attribute set on the shared model never reaches the actor process
-# (section 1, with real processes). The actor explores at its initial epsilon for the whole run,
-# and the agent never gets past the random-policy return: after 25,000 env steps, fixed IQM
-# 384.6 against broken 22.4, a paired difference of 362.7 [344.2, 382.2], and every fixed run
-# ended above every broken one (P(fixed > broken) = 1.00). The fix is a value in shared memory,
-# written in place (an `mp.Value`, or a shared tensor updated with `fill_`), or the decay moved
-# into the actor.
-#
 # ## 5 · Try it
-# Toggle the fix and rerun the short experiment (one seed, lockstep: real processes).
+# Fix on and fix off side by side, one seed each, inline (about 30 s), with a schedule that
+# reaches its end after 1,000 updates so that the decay shows within the run: on the left the
+# epsilon the actor reads, on the right the learning curves.
 
 # %%
-toggle = notebook.FixToggle("shared_epsilon", steps=1_500)
+toggle = notebook.FixToggle(
+    "shared_epsilon", diagnostic="actor.epsilon", ylabel="epsilon the actor reads",
+    see="with the fix off the actor reads 1.0 for the whole run (the learner's decay never "
+        "reaches it) and its return stays at the random policy's; with the fix on epsilon "
+        "falls to 0.01 and the return starts to rise.",
+    steps=2_500, overrides={"learning_starts": 200, "epsilon_decay_updates": 1_000,
+                            "log_interval": 20})
 _ = toggle.run()
 toggle

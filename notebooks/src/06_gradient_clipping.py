@@ -10,21 +10,20 @@
 # is above the limit at all, what the IQN loss bounds and what it does not, and what removing
 # the clip does to learning, at the default learning rate and at a ten times higher one. Run
 # the notebook top to bottom (Restart & Run All); every number printed here is computed by the
-# cells above it.
+# cells above it. How to read the verdict at the end:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb).
 
 # %%
-%matplotlib inline
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
-from mplearn.diagnose import checks
-from mplearn.issues import grad_clip as clipping
+from mplearn import checks
+from mplearn.issues import grad_clip as issue
 from mplearn.lab import notebook, plots
-from mplearn.catalogue import issue
-from mplearn.mechanisms import run_check
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
-print(issue("grad_clip").mechanism)
+print("The claim:", issue.ENTRY.claim)
+print("\nThe mechanism:", issue.ENTRY.mechanism)
 
 # %% [markdown]
 # ## 1 · The mechanism, in tiny exact experiments
@@ -36,7 +35,7 @@ print(issue("grad_clip").mechanism)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(run_check("grad_clip"))
+print(issue.check())
 
 # %% [markdown]
 # **What the IQN loss bounds.** The quantile Huber loss (kappa = 1) is quadratic in the
@@ -49,12 +48,14 @@ print(run_check("grad_clip"))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(clipping.per_element_gradients())
+print(issue.per_element_gradients())
 
 # %% [markdown]
-# With the quantile Huber loss, a target scale 1,000 times larger moves the gradient norm of
-# this freshly initialised network from 0.23 to 0.32; with the squared error it grows about
-# linearly with the scale. So for IQN the size of the rewards does not drive the gradient norm.
+# Read the two losses' rows above: with the quantile Huber loss, a target scale 1,000 times
+# larger barely moves the gradient norm of this freshly initialised network; with the squared
+# error it grows about linearly with the scale. This is measured at initialisation only: it
+# says that the loss itself bounds the gradient of each quantile whatever the rewards, not
+# that the gradient norm stays put during training (the live and stored runs below record it).
 # The network does: as training grows its weights and activations, the gradient grows with
 # them, and the live run below measures how often it ends up above 1.0.
 #
@@ -66,13 +67,13 @@ print(clipping.per_element_gradients())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for name, (difference, moved) in clipping.adam_step_scale(factor=0.1).items():
+for name, (difference, moved) in issue.adam_step_scale(factor=0.1).items():
     print(f"{name:<4}: weights moved up to {moved:.4f}; gradients x 0.1 changed them by up to "
           f"{difference:.2g}")
 
 # %% [markdown]
-# With SGD the scaled run ends far from the unscaled one; with Adam the difference is about
-# 0.03% of how far the weights moved.
+# With SGD the scaled run ends far from the unscaled one; with Adam the difference is a tiny
+# fraction of how far the weights moved (compare the two numbers on each line).
 #
 # ## 2 · The effect on learning
 #
@@ -81,12 +82,12 @@ for name, (difference, moved) in clipping.adam_step_scale(factor=0.1).items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-run = notebook.live("grad_clip", steps=2_000, seeds=2, condition="lr 1e-3")
+run = notebook.live("grad_clip", steps=2_000, seeds=2, condition="lr 1e-3", mode="inline")
 print(run.table())
 print("per seed: mean pre-clip gradient norm, fraction of updates with a norm above 1.0")
 for variant, recs in run.records.items():
-    print(f"  {variant:<7}", ", ".join(f"{clipping.run_mean(r, 'grad_norm'):.2f} "
-                                       f"({clipping.run_mean(r, 'clip_fraction'):.1%})"
+    print(f"  {variant:<7}", ", ".join(f"{issue.run_mean(r, 'grad_norm'):.2f} "
+                                       f"({issue.run_mean(r, 'clip_fraction'):.1%})"
                                        for r in recs))
 
 # %%
@@ -94,12 +95,12 @@ _ = run.figure()
 _
 
 # %% [markdown]
-# At the default learning rate the pre-clip gradient norm averaged 4 to 5 and was above 1.0 in
-# more than 99% of the updates, in the fixed and the broken runs alike (the broken learner
-# measures the norm without clipping). So the clip is not a rare safety net here: it scales
-# nearly every gradient down, by a factor of 4 to 5. And yet after 2,000 env steps the returns
-# are alike (29.6 to 35.2). A nearly constant factor is what Adam does not see (section 1);
-# what is left of the clip is that it shrinks the larger gradients more than the others.
+# Read the lines above: the mean pre-clip gradient norm against the limit 1.0, and the
+# fraction of updates above it, in the fixed and the broken runs alike (the broken learner
+# measures the norm without clipping). Where nearly every update is above the limit, the clip
+# is not a rare safety net: it scales nearly every gradient down by a similar factor. A nearly
+# constant factor is what Adam does not see (section 1); what is left of the clip is that it
+# shrinks the larger gradients more than the others.
 #
 # The full-length results (25,000 env steps, 5 paired seeds) at the default learning rate and
 # at 1e-2, computed once by `python -m mplearn reproduce grad_clip` and stored in `data/`:
@@ -122,10 +123,11 @@ _
 # clipped). Their distribution over all records and seeds, and the norm over time:
 
 # %%
-print(clipping.gradient_summary(results))
+print(issue.gradient_summary(results))
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharey=True, layout="constrained")
+fig = Figure(figsize=(11, 3.5), layout="constrained")
+axes = fig.subplots(1, 2, sharey=True)
 for ax, condition in zip(axes, ("lr 1e-3", "lr 1e-2"), strict=True):
     norms = results.diagnostics["learner.grad_norm"]
     plots.diagnostic_over_time(ax, {"fixed": norms[f"fixed, {condition}"],
@@ -135,19 +137,13 @@ for ax, condition in zip(axes, ("lr 1e-3", "lr 1e-2"), strict=True):
     ax.annotate("clip limit 1.0", (0, 1.0), xytext=(4, 3), textcoords="offset points",
                 fontsize="small", color="0.3")
 fig.suptitle("Gradient clipping: the pre-clip gradient norm (mean of 100 updates)")
-plt.show()
+fig
 
 # %% [markdown]
-# At full length the pre-clip norm is larger still: a median of 13 in every variant, and above
-# 1.0 in 99.8% to 100% of the updates. The clip at 1.0 is not a guard against rare spikes; it
-# divides almost every gradient by about 13. Removing it did not hurt. At the default learning
-# rate the unclipped runs ended with IQM 391.3 against 364.1 (a paired difference of -36.6,
-# 95% interval [-81.2, 8.0], which includes 0). At 1e-2 the two were alike until about 16,000
-# env steps; then the clipped runs fell back while the unclipped ones kept improving, to end
-# at 476.1 against 386.2, a paired difference of -79.9 [-116.9, -42.9], with P(fixed > broken)
-# = 0.16. With Adam, a clip that nearly always bites acts as a re-weighting of the steps (each
-# gradient scaled to norm 1), and at the high learning rate that re-weighting did worse than
-# the raw gradients.
+# At full length, compare the pre-clip norms in the summary above with the limit 1.0: a clip
+# that bites on nearly every update is not a guard against rare spikes; with Adam it acts as a
+# re-weighting of the steps (each gradient scaled to norm 1). Whether that re-weighting helps
+# or hurts at each learning rate is what the tables and the verdict below say.
 #
 # ## 3 · The diagnostic
 #
@@ -184,26 +180,32 @@ print("issues the monitor named:", monitor.issues)
 
 # %% [markdown]
 # ## 4 · The verdict
+#
+# Computed from the stored runs in `data/` (how to read it:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb)). The review marks clipping as
+# fixed, and the line is there. With the quantile Huber loss the gradient of every quantile is
+# bounded whatever the rewards, and Adam does not see a constant gradient scale (section 1).
+# Where a clip can still matter (a loss without that bound, such as the squared error; plain
+# SGD; rare gradient spikes with a limit above the usual norm) was not measured here. What to
+# keep is the diagnostic: log the pre-clip norm and the fraction clipped, and choose the limit
+# from them, not by habit.
 
 # %%
 print(notebook.verdict("grad_clip", root="../data"))
 
 # %% [markdown]
-# **No harm from removing the clip; at the high learning rate the clip itself cost.** The
-# review marks clipping as fixed, and the line is there. But with the quantile Huber loss the
-# gradient of every quantile is bounded whatever the rewards, and Adam does not see a constant
-# gradient scale (section 1); the clip, which bites on nearly every update, protected nothing
-# in this setting: lr 1e-3, fixed - broken -36.6 [-81.2, 8.0]; lr 1e-2, -79.9
-# [-116.9, -42.9], the unclipped learner ahead. The origin's commented-out clip was no bug
-# here. Where a clip can still matter (a loss without that bound, such as the squared error;
-# plain SGD; rare gradient spikes with a limit above the usual norm) was not measured here.
-# What to keep is the diagnostic: log the pre-clip norm and the fraction clipped, and choose
-# the limit from them, not by habit.
-#
 # ## 5 · Try it
-# Toggle the fix and rerun the short experiment (one seed, learning rate 1e-3).
+# Fix on and fix off side by side, one seed each, learning rate 1e-3, inline (about 30 s): on
+# the left the largest gradient norm the optimizer stepped with between two records (log
+# scale; the clip limit is 1.0), on the right the learning curves.
 
 # %%
-toggle = notebook.FixToggle("grad_clip", steps=1_500)
+toggle = notebook.FixToggle(
+    "grad_clip", diagnostic="learner.grad_norm_applied_max",
+    ylabel="largest gradient norm stepped with", condition="lr 1e-3", logy=True,
+    see="with the fix on the applied norm never exceeds 1.0; with it off it is the raw norm, "
+        "several times larger. Over this short run the returns hardly differ: Adam divides "
+        "out a near-constant gradient scale.",
+    steps=2_500, overrides={"learning_starts": 200, "log_interval": 20})
 _ = toggle.run()
 toggle

@@ -10,23 +10,21 @@
 # that goes wrong (and when it does not), and what a learner process that dies of it looks
 # like from the parent. Run it top to bottom (Restart & Run All); every number printed here is
 # computed by the cells above it, except the GPU figures, which are read from a recorded run.
+# How to read the verdict at the end: [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb).
 
 # %%
-%matplotlib inline
 import json
 from pathlib import Path
 
 import torch
 
-from mplearn.issues import batch_to_device as batch_conversion
-from mplearn.diagnose import checks
+from mplearn import System, WorkerError, checks
+from mplearn.issues import batch_to_device as issue
 from mplearn.lab import notebook
-from mplearn.catalogue import issue
-from mplearn.mechanisms import run_check
-from mplearn.core.system import System, WorkerError
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
-print(issue("batch_to_device").mechanism)
+print("The claim:", issue.ENTRY.claim)
+print("\nThe mechanism:", issue.ENTRY.mechanism)
 
 # %% [markdown]
 # ## 1 · The mechanism, in tiny exact experiments
@@ -39,7 +37,7 @@ print(issue("batch_to_device").mechanism)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for row in batch_conversion.convert_and_forward("float64"):
+for row in issue.convert_and_forward("float64"):
     print(row)
 
 # %% [markdown]
@@ -49,7 +47,7 @@ for row in batch_conversion.convert_and_forward("float64"):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for row in batch_conversion.convert_and_forward("float32"):
+for row in issue.convert_and_forward("float32"):
     print(row)
 
 # %% [markdown]
@@ -59,7 +57,7 @@ for row in batch_conversion.convert_and_forward("float32"):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(run_check("batch_to_device"))
+print(issue.check())
 
 # %% [markdown]
 # **Device.** On a GPU the same omission leaves the batch on the CPU while the train copy is on
@@ -132,7 +130,7 @@ print(checks.explain_error(gpu["device_mismatch"]["error"]))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-run = notebook.live("batch_to_device", steps=2_000, seeds=2)
+run = notebook.live("batch_to_device", steps=2_000, seeds=2, mode="inline")
 print(run.table())
 
 # %%
@@ -186,31 +184,38 @@ print("issues the monitor named:", monitor.issues)
 
 # %% [markdown]
 # ## 5 · The verdict
-
-# %%
-print(notebook.verdict("batch_to_device", root="../data"))
-
-# %% [markdown]
-# - The review's claim (fixed): **right** for the code it quotes. `torch.from_numpy(x).float()
+#
+# Computed from the stored runs in `data/` (how to read it:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb)), which hold one setting: the
+# float64 replay, where the broken learner dies at its first update (the statuses printed in
+# section 3). What they do not say, the sections above do:
+#
+# - The review's claim (fixed) is right for the code it quotes: `torch.from_numpy(x).float()
 #   .to(device)` gives a float32 batch on the learner's device (section 1).
-# - Without that conversion: **conditional**, and total where the condition holds. With a
-#   float64 replay, or a learner on CUDA, the learner dies at its first update. All 5 broken
-#   runs in `data/` crashed at env step 1,010 (the first round after `learning_starts`), where
-#   the fixed runs went on to an IQM of 364 (paired difference 343, 95% CI [325, 361]); the
-#   recorded H100 run died the same way. With a float32 replay and a CPU learner,
-#   `torch.from_numpy` alone works (section 1). The printed verdict, "real", is for the one
-#   setting stored in `data/`, the float64 replay.
+# - Without that conversion the effect is conditional: with a float64 replay, or a learner on
+#   CUDA (the recorded GPU run), the learner dies at its first update; with a float32 replay
+#   and a CPU learner, `torch.from_numpy` alone works (section 1).
 # - The danger is not the exception but its silence: a learner process that dies leaves an
 #   actor that looks busy. Watch the children (`System` re-raises their errors), or the run
 #   reads as "no learning".
 #
 # `.float()` hard-codes float32; converting to the model's own dtype and device, as the kit
 # does, also holds for a float64 or half-precision model.
-#
-# ## 6 · Try it
-# Toggle the fix and rerun the short experiment (one seed, float64 batches).
 
 # %%
-toggle = notebook.FixToggle("batch_to_device", steps=1_500)
+print(notebook.verdict("batch_to_device", root="../data"))
+
+# %% [markdown]
+# ## 6 · Try it
+# Fix on and fix off side by side, one seed each, float64 replay, inline (about 30 s): on the
+# left the learner's update count, on the right the learning curves.
+
+# %%
+toggle = notebook.FixToggle(
+    "batch_to_device", diagnostic="learner.update", ylabel="learner updates",
+    see="with the fix off the learner dies at its first update (the title says so, and its "
+        "update line never starts) and the return stays at the random policy's; with it on "
+        "the updates climb and the return starts to rise.",
+    steps=2_500, overrides={"learning_starts": 200, "log_interval": 20})
 _ = toggle.run()
 toggle

@@ -10,21 +10,19 @@
 # counter is wrong. Both ways it goes wrong are silent. A counter never incremented makes every schedule fire on every update; a
 # counter never initialised kills the learner process at its first update, and the rest of the
 # system carries on. Run it top to bottom (Restart & Run All); every number printed here is
-# computed by the cells above it.
+# computed by the cells above it. How to read the verdict at the end:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb).
 
 # %%
-%matplotlib inline
-import matplotlib.pyplot as plt
 import torch
 
-from mplearn.diagnose import checks
+from mplearn import checks
+from mplearn.issues import step_counter as issue
 from mplearn.lab import notebook, plots
-from mplearn.issues import step_counter
-from mplearn.catalogue import issue
-from mplearn.mechanisms import run_check
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
-print(issue("step_counter").mechanism)
+print("The claim:", issue.ENTRY.claim)
+print("\nThe mechanism:", issue.ENTRY.mechanism)
 
 # %% [markdown]
 # ## 1 · The mechanism, in tiny exact experiments
@@ -36,7 +34,7 @@ print(issue("step_counter").mechanism)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(run_check("step_counter"))
+print(issue.check())
 
 # %% [markdown]
 # The epsilon schedule fires on every update too. With the kit's default `epsilon_decay_freq =
@@ -46,7 +44,7 @@ print(run_check("step_counter"))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-runs = step_counter.schedules(updates=200, epsilon_decay_freq=10, epsilon_decay_updates=500)
+runs = issue.schedules(updates=200, epsilon_decay_freq=10, epsilon_decay_updates=500)
 print(f"{'update':>6} {'epsilon fixed':>14} {'broken':>7} {'publishes fixed':>16} {'broken':>7}")
 for f, b in zip(runs["fixed"], runs["broken"], strict=True):
     if f["update"] in (10, 20, 50, 100, 200):
@@ -67,7 +65,7 @@ for f, b in zip(runs["fixed"], runs["broken"], strict=True):
 # %%
 # NBVAL_CHECK_OUTPUT
 for initialise in (True, False):
-    done, error = step_counter.uninitialised_counter(initialise, updates=5)
+    done, error = issue.uninitialised_counter(initialise, updates=5)
     print(f"counter initialised: {initialise!s:<5}  updates done: {done}  "
           f"error: {error.split(':')[0] or 'none'}")
 print("UnboundLocalError is a NameError:", issubclass(UnboundLocalError, NameError))
@@ -80,7 +78,7 @@ print("UnboundLocalError is a NameError:", issubclass(UnboundLocalError, NameErr
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(step_counter.learner_death(watch=False))
+print(issue.learner_death(watch=False))
 
 # %% [markdown]
 # The actor finished the whole run with the weights it started with (version 0) and the initial
@@ -90,7 +88,7 @@ print(step_counter.learner_death(watch=False))
 # notices depends on timing, so this cell's output is not checked:
 
 # %%
-watched = step_counter.learner_death(watch=True)
+watched = issue.learner_death(watch=True)
 print(watched)
 print("\n".join(str(watched.error).strip().splitlines()[-5:]))
 print(checks.explain_error(watched.error))
@@ -110,7 +108,7 @@ print("the issue it names:", checks.explain_error(watched.error).issue)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-run = notebook.live("step_counter", steps=2_000, seeds=2)
+run = notebook.live("step_counter", steps=2_000, seeds=2, mode="inline")
 print(run.table())
 
 # %%
@@ -144,12 +142,12 @@ for variant in ("fixed", "broken"):
 # with) and the publishes it made.
 
 # %%
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
-plots.diagnostic_over_time(left, results.diagnostics["learner.epsilon"], "epsilon",
-                           title="exploration: the learner's epsilon")
-plots.diagnostic_over_time(right, results.diagnostics["learner.publishes"],
-                           "publishes (cumulative)", title="weight publishes", logy=True)
-plt.show()
+plots.two_diagnostics_figure(
+    results.diagnostics["learner.epsilon"], results.diagnostics["learner.publishes"],
+    ylabels=("epsilon", "publishes (cumulative)"),
+    titles=("exploration: the learner's epsilon", "weight publishes"),
+    suptitle="The step counter never incremented: the schedules (25,000 env steps)",
+    logy=(False, True))
 
 # %% [markdown]
 # ## 3 · The diagnostic
@@ -179,31 +177,37 @@ print("issues the monitor named:", monitor.issues)
 
 # %% [markdown]
 # ## 4 · The verdict
+#
+# Computed from the stored runs in `data/` (how to read it:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb)); they measure a counter never
+# incremented. The review is right about the plan's counter, and the two ways a counter goes
+# wrong behave very differently:
+#
+# - Never initialised: the learner dies at its first update (`UnboundLocalError`, a
+#   `NameError`), and without a parent that watches, the run goes on: the actor acts at epsilon
+#   1.0 with its initial weights and earns a random policy's return (section 1). A watching
+#   parent raises the learner's traceback.
+# - Never incremented: epsilon reaches its end ten times sooner and the learner publishes on
+#   every update instead of every tenth (the figure above); the verdict says what that did to
+#   the return. The publishes also cost time: compare the wall times printed above (indicative
+#   only: recorded on a shared host).
 
 # %%
 print(notebook.verdict("step_counter", root="../data"))
 
 # %% [markdown]
-# - The review's claim (the plan's counter is initialised and incremented): **right** about the
-#   plan. The two ways the counter goes wrong behave very differently.
-# - Never initialised: **real**, and total. The learner dies at its first update
-#   (`UnboundLocalError`, a `NameError`), and without a parent that watches, the run goes on:
-#   the actor acted all 2,000 env steps at epsilon 1.0 with its initial weights and a
-#   random-policy return (section 1). A watching parent raises the learner's traceback.
-# - Never incremented: **no effect measured** on learning. Epsilon reached 0.01 ten times
-#   sooner and the learner published on every update instead of every tenth, yet after 25,000
-#   env steps the broken runs were not worse: an IQM of 415 against 385, paired difference
-#   fixed - broken of -22 (95% CI [-58, 7]). On the way the curves differ (the broken runs rise
-#   first, then stall between about 7,000 and 15,000 env steps), but they end level. CartPole
-#   forgives early exploitation; a task that needs long exploration may not (not measured
-#   here). What it does cost is ten times the publishes, each a copy of both networks into
-#   shared memory: the indicative wall times above are 8% longer (128 s against 119 s) on this
-#   small network.
-#
 # ## 5 · Try it
-# Toggle the fix and rerun the short experiment (one seed).
+# Fix on and fix off side by side, one seed each, the copy path, the epsilon schedule advanced
+# every 10 updates and ending after 1,000, inline (about 30 s): on the left the learner's
+# epsilon, on the right the learning curves.
 
 # %%
-toggle = notebook.FixToggle("step_counter", steps=1_500)
+toggle = notebook.FixToggle(
+    "step_counter", diagnostic="learner.epsilon", ylabel="the learner's epsilon",
+    see="with the fix off the counter never moves, so the every-10-updates schedule fires on "
+        "every update: epsilon reaches 0.01 ten times sooner (the red line drops almost at "
+        "once); the returns differ only while the fixed agent still explores.",
+    steps=2_500, overrides={"learning_starts": 200, "epsilon_decay_updates": 1_000,
+                            "log_interval": 20})
 _ = toggle.run()
 toggle

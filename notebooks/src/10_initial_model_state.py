@@ -9,19 +9,19 @@
 # copy of the network, and the question is which weights each one *acts* with. This notebook
 # measures the case the kit switches: an actor that acts before its first pull of the shared
 # weights, with the random init of its own local network. Run it top to bottom (Restart & Run
-# All); every number printed here is computed by the cells above it.
+# All); every number printed here is computed by the cells above it. How to read the verdict
+# at the end: [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb).
 
 # %%
-%matplotlib inline
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
+from mplearn.issues import initial_state as issue
 from mplearn.lab import notebook, plots
-from mplearn.catalogue import issue
-from mplearn.mechanisms import run_check
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
-print(issue("initial_state").mechanism)
+print("The claim:", issue.ENTRY.claim)
+print("\nThe mechanism:", issue.ENTRY.mechanism)
 
 # %% [markdown]
 # ## 1 · The mechanism, in a tiny exact experiment
@@ -37,7 +37,7 @@ print(issue("initial_state").mechanism)
 # %%
 # NBVAL_CHECK_OUTPUT
 torch.manual_seed(0)
-print(run_check("initial_state"))
+print(issue.check())
 
 # %% [markdown]
 # **When it matters.** The actor consults its network only for greedy actions, that is with
@@ -59,7 +59,8 @@ print(run_check("initial_state"))
 # A short live run of the same restart, scaled down: 2,600 env steps, the restart at 1,560, two
 # paired seeds. The stored runs use lockstep mode (real processes); a restart starts two
 # systems per run, so the live run uses inline mode, the same actor and learner code in one
-# process (`notebook.live(..., mode="inline")`), whose numbers are the same on every machine. The second
+# process (`notebook.live(..., mode="inline")`), whose numbers repeat on this machine each
+# time (a seed reproduces on one machine and torch build). The second
 # phase lasts 1,040 env steps and its learner starts after 1,000 of them, so the broken actor
 # spends nearly all of it on its own random init: this short run shows the first 1,000 steps
 # after a restart, magnified.
@@ -112,13 +113,14 @@ for variant in ("fixed", "broken"):
 # them (the count starts again with the new actor at the restart, the dotted line).
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+fig = Figure(figsize=(7, 3.4), layout="constrained")
+ax = fig.subplots()
 plots.diagnostic_over_time(ax, results.diagnostics["actor.unpulled_steps"],
                            "env steps (cumulative)",
                            title="Steps the actor acted with weights it never pulled")
 ax.axvline(results.manifest["scenario"]["restart"]["at"], color="0.5", linewidth=1,
            linestyle=":")
-plt.show()
+fig
 
 # %% [markdown]
 # ## 3 · The diagnostic
@@ -139,34 +141,34 @@ print("issues the monitor named:", monitor.issues)
 
 # %% [markdown]
 # ## 4 · The verdict
+#
+# Computed from the stored runs in `data/` (how to read it:
+# [20 · How to read a verdict](20_how_to_read_a_verdict.ipynb)), which hold one setting: the
+# restart from trained weights with epsilon 0.01. The review's claim (unclear, document
+# whether the shared models start random or copied) looks at the wrong copy: the problem is a
+# process that acts with a network of its own before it ever pulls the shared one. From
+# scratch it cannot matter (epsilon is 1.0 until the learner's first publish: the largest gap
+# before the restart, printed in section 2); after a restart with little exploration it can,
+# for as long as the final returns printed in section 2 show. The fix costs one blocking pull
+# before the first step.
 
 # %%
 print(notebook.verdict("initial_state", root="../data"))
 
 # %% [markdown]
-# - The review's claim (unclear, document whether the shared models start random or copied):
-#   it looks at the wrong copy. Where the shared models start is not the problem; the problem is
-#   a process that acts with a network of its own before it ever pulls the shared one.
-# - From scratch: **no effect**. The actor's own network is used only for greedy actions, and
-#   epsilon is 1.0 until the learner's first publish: the fixed and broken curves are identical
-#   up to the restart.
-# - After a restart from trained weights with epsilon 0.01: **real**, and large. Over the 5,000
-#   env steps after the restart the broken runs return an IQM of 69 against 321 (paired
-#   difference 246, 95% CI [218, 270], all 5 seeds worse), and 10,000 steps after the restart
-#   they are still at 110 to 162 against 341 to 410: the damage outlasts the 1,000 steps the
-#   actor spent on its random init. (Why it lasts is not measured here; the new replay starts
-#   with those 1,000 transitions, and at epsilon 0.01 little else is explored.)
-# - The printed verdict, "real", is for the one setting stored in `data/`, the restart. Over
-#   both settings the issue is **conditional**: it bites whenever a system starts from trained
-#   weights with little exploration, the resume-from-checkpoint case the review had in mind.
-#   The fix costs one blocking pull before the first step.
-#
 # ## 5 · Try it
-# Toggle the fix and rerun the short restart (one seed, lockstep: about a minute). A restart
-# needs more than `learning_starts` = 1,000 env steps after it, so keep the slider at 2,600 or
-# more.
+# Fix on and fix off side by side, one seed each, the short restart of section 2 (at 60% of
+# the run), inline (about 30 s): on the left the steps the actor acted with weights it never
+# pulled, on the right the learning curves.
 
 # %%
-toggle = notebook.FixToggle("initial_state", steps=2_600)
+toggle = notebook.FixToggle(
+    "initial_state", diagnostic="actor.unpulled_steps",
+    ylabel="env steps acted unpulled (cumulative)",
+    see="with the fix off the actor acts on its own random init until the learner's first "
+        "publish (the red count climbs, at the start and again after the restart at 60%); "
+        "after the restart, at epsilon 0.01, that costs return: the red curve drops. With the "
+        "fix on it pulls first and the count stays at 0.",
+    steps=3_000, overrides={"log_interval": 20})
 _ = toggle.run()
 toggle

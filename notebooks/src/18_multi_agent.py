@@ -9,7 +9,8 @@
 # them collects is gone for the others.
 #
 # This notebook shows the world, runs three agents with their three learners in real
-# processes (lockstep, so the numbers are the same on every machine), plots each agent's
+# processes (lockstep, so a seed gives the same numbers run after run on one machine and torch
+# build), plots each agent's
 # learning curve, and asks the `Monitor` what it saw.
 
 # %%
@@ -107,7 +108,8 @@ for agent, returns in enumerate(random_returns):
 #
 # One actor process steps the three agents in turn; three learner processes train one model
 # each. Lockstep mode: the processes meet at a barrier twice per round of 20 env steps, so
-# the run does exactly what the one-process version does, on any machine. The run is short
+# the run does exactly what the one-process version does (on this machine and torch build:
+# another may round differently). The run is short
 # (2,000 env steps per agent, 20 episodes) and the configuration is tuned for it: half an
 # update per env step, batch 32, learning rate 3e-3, epsilon from 1 to 0.01 over 500 updates,
 # a hard target copy every 50 updates. The whole system runs under the `Monitor`.
