@@ -244,3 +244,14 @@ def test_window_metric_averages_the_curve():
     # points 200 and 300: running means over the episodes so far: 15 and 20
     assert ex.run_values(window, {"episodes": [[steps, rets]]}) == (25.0, 17.5)
     assert np.isnan(ex.run_values({"start": 0, "end": 40}, {"episodes": [[steps, rets]]})[1])
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was():
+    # Dask writes OMP_NUM_THREADS=1 (and friends) into the parent's environment for its
+    # workers; left there, every later process would be single-threaded.
+    import os
+
+    before = dict(os.environ)
+    with ex._client(1, None):
+        pass
+    assert dict(os.environ) == before

@@ -65,7 +65,8 @@ def check() -> CheckResult:
                  lambda threads: threads > 1)
 
 
-NO_SCENARIO = ("its effect is on speed, not on learning: `python -m mplearn bench throughput` and notebook 12 measure it")
+NO_SCENARIO = ("its effect is on speed, not on learning: the thread table of notebook 15 and "
+               "`python -m mplearn check single_thread` measure it")
 
 
 

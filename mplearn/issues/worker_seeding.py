@@ -55,6 +55,14 @@ def equal_exploration(record: dict) -> float | None:
     return phases[0].get("explore") if phases and phases[0] else None
 
 
+def _same_draws(same: float) -> bool:
+    # Halfway between chance (0.5, two actions) and identical draws (1.0). Identical seeds do
+    # not make every action equal: once the agents' greedy choices differ, their states and
+    # so their later actions differ too (first data: 0.94 broken vs 0.50 fixed; the 0.99
+    # first declared had assumed every action would match).
+    return same >= 0.75
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "worker_seeding",
@@ -62,8 +70,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "indices (lockstep, 2 agents; the value compared is the mean over agents).",
         "lockstep", overrides={"n_agents": 2}, margin=CARTPOLE_MARGIN,
         manipulation=Manipulation(
-            "fraction of equal actions of the two agents while exploring", equal_exploration,
-            lambda same: same >= 0.99),
+            "fraction of equal actions of the two agents while exploring (chance: 0.5)",
+            equal_exploration, _same_draws),
         diagnostics=("learner.loss",), extras=("equal_actions",)),
 )
 

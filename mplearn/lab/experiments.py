@@ -410,6 +410,7 @@ def _client(jobs: int | None, scheduler: str | None):
     except ImportError:
         raise SchedulerError("dask: sweeps run on Dask: pip install 'mplearn[sweeps]' "
                              "(or -r requirements.txt)") from None
+    environ = dict(os.environ)
     with dask.config.set({"distributed.worker.daemon": False}):  # also for restarted workers
         if scheduler:
             try:
@@ -422,6 +423,12 @@ def _client(jobs: int | None, scheduler: str | None):
                                    processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
             client = Client(cluster, set_as_default=False)
+        # A LocalCluster writes OMP/MKL/OPENBLAS_NUM_THREADS=1 into this process's environment
+        # for its workers to inherit, and leaves them there: every process started here
+        # afterwards would be single-threaded (and the single_thread issue could not show).
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
         try:
             daemonic = sorted(a for a, d in client.run(_daemonic).items() if d)
             if daemonic:

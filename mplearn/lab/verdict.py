@@ -64,6 +64,9 @@ LABELS: dict[str, str] = {
                  f"nothing about the issue (whatever the interval).",
 }
 NOT_MEASURED = "not measured yet"
+# Not a verdict: the stored runs cannot answer the question at all. No pair of runs made on
+# one machine and torch build, or runs made before the kit recorded the manipulation quantity.
+NOT_MEASURED_HERE = "not measured"
 README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
 
 
@@ -145,6 +148,10 @@ class Verdict:
     @property
     def text(self) -> str:
         """The label as printed: 'harmful (small)', 'inconclusive (~34 pairs needed)'."""
+        if self.label == NOT_MEASURED_HERE:
+            why = ("no pair of runs on one machine and torch build" if self.n_pairs == 0 else
+                   "its runs predate the record of the manipulation check")
+            return f"{self.label} ({why})"
         if self.small:
             return f"{self.label} (small)"
         if self.label == INCONCLUSIVE and self.pairs_needed:
@@ -216,7 +223,11 @@ def verdict_from_differences(issue: str, condition: str, differences, margin: Ma
     metric: returns from ``data/`` (``verdict``) or a speed figure (``single_thread``: per
     repeat, throughput with the fix minus without, on one machine, ``unit="env steps/s"``)."""
     t = stats.t_interval(differences)
-    if manipulation is not None and not manipulation.passed:
+    unrecorded = manipulation is not None and manipulation.runs > 0 \
+        and manipulation.unreadable == manipulation.runs
+    if t.n == 0 or unrecorded:
+        label, small = NOT_MEASURED_HERE, False
+    elif manipulation is not None and not manipulation.passed:
         label, small = NEVER_ACTED, False
     else:
         label, small = label_for(t.low, t.high, margin.value if margin else None)
