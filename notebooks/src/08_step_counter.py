@@ -133,7 +133,8 @@ _
 import numpy as np
 
 for variant in ("fixed", "broken"):
-    walls = [r["wall_s"] for r in results.manifest["runs"] if r["variant"] == variant]
+    walls = [r["wall_s"] for r in results.manifest["runs"]
+             if r["variant"] == variant and r["status"] != "missing"]
     print(f"{variant:<7} wall per run: mean {np.mean(walls):.0f} s "
           f"(from {min(walls):.0f} to {max(walls):.0f} s)")
 

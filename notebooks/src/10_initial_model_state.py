@@ -105,7 +105,8 @@ print(f"largest |fixed - broken| before env step {restart}: {gap}")
 
 # %%
 for variant in ("fixed", "broken"):
-    finals = [r["final_return"] for r in results.manifest["runs"] if r["variant"] == variant]
+    finals = [r["final_return"] for r in results.manifest["runs"]
+              if r["variant"] == variant and r["status"] != "missing"]
     print(f"{variant:<7} final return per seed: {', '.join(f'{x:.1f}' for x in finals)}")
 
 # %% [markdown]

@@ -100,7 +100,7 @@ plots.two_diagnostics_figure(
 
 # %%
 for row in results.manifest["runs"]:
-    if row["variant"] == "fixed":
+    if row["variant"] == "fixed" and row["status"] != "missing":
         actor = json.loads((Path(DATA) / "versioned_publish" / row["file"]).read_text())["actor"]
         print(f"fixed, seed {row['seed']}: {actor[0]['sync_retries'][-1]:.0f} copies retried "
               f"of {actor[0]['syncs'][-1]:.0f}")

@@ -65,30 +65,32 @@ plots.two_diagnostics_figure(
 
 # %% [markdown]
 # How much did the switch change? Fixed and broken runs of a seed are exact twins (inline
-# mode) until the first episode reaches the time limit. Per seed: the time-limit episodes, and
-# how long the twins stayed identical:
+# mode, one machine) until the first episode reaches the time limit. Per stored pair of the
+# 100-step condition: the time-limit episodes, and how long the twins stayed identical:
 
 # %%
-# NBVAL_CHECK_OUTPUT
-episodes = {(r["variant"], r["seed"]): list(zip(*json.loads(
-    (Path(DATA) / "truncation_bootstrap" / r["file"]).read_text())["episodes"][0]))
-    for r in results.manifest["runs"]}  # (env step at the end, return) per episode
-for seed in sorted({seed for _, seed in episodes}):
-    fixed, broken = episodes[("fixed", seed)], episodes[("broken", seed)]
-    limit = [step for step, ret in fixed if ret >= 500]
+runs = {(r["variant"], r["seed"]): r for r in results.manifest["runs"]
+        if r["status"] != "missing" and r["variant"].endswith("limit 100")}
+for seed in sorted({seed for _, seed in runs}):
+    if {("fixed, limit 100", seed), ("broken, limit 100", seed)} - set(runs):
+        continue
+    fixed, broken = (list(zip(*json.loads((Path(DATA) / "truncation_bootstrap" / runs[(
+        f"{v}, limit 100", seed)]["file"]).read_text())["episodes"][0])) for v in ("fixed",
+                                                                                  "broken"))
+    limit = [step for step, ret in fixed if ret >= 100]
     same = next((i for i, pair in enumerate(zip(fixed, broken, strict=False))
                  if len(set(pair)) > 1), min(len(fixed), len(broken)))
-    print(f"seed {seed}: {len(limit)} of {len(fixed)} episodes reached 500 steps"
+    print(f"seed {seed}: {len(limit)} of {len(fixed)} episodes reached 100 steps"
           + (f", the first ending at env step {limit[0]}" if limit else "")
-          + f"; identical episodes up to env step {fixed[same - 1][0]}")
+          + f"; identical episodes up to env step {fixed[max(same, 1) - 1][0]}")
 
 # %% [markdown]
 # The switch changes only the rows stored at a time limit: each episode that reaches it
-# stores its last `n_step` rows as terminal. Compare the number of such episodes above with
-# the 25,000 rows of a run: after the first one the twins drift apart as any two different
-# runs do, and five seeds cannot tell such a drift from an effect. The bias is real, but it
-# scales with the share of rows at a time limit: it would matter in a task where most
-# episodes end by truncation, or with short time limits (not measured here).
+# stores its last `n_step` rows as terminal. With CartPole's 500-step limit that happens late
+# and rarely in a 25k-step run; with a 100-step limit most late episodes end there, so the
+# manipulation check counts hundreds of such rows per broken run. The final return, though,
+# sits at the 100-step ceiling in both arms, so this metric cannot show a difference there:
+# read the verdict below with that in mind (a value-based metric is the next thing to measure).
 #
 # ## 3 · The diagnostic
 #

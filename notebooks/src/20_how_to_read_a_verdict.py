@@ -58,9 +58,9 @@ print(inspect.getsource(vd.label_for))
 # which ignores the pairing).
 
 # %%
-ISSUE = "truncation_bootstrap"
-res = experiments.load(ISSUE, DATA)
-cond = res.pairs[0]["condition"]
+ISSUE = "target_sync"  # 20 pairs on one machine; acting never reads the stale target, so
+res = experiments.load(ISSUE, DATA)  # the twins stay identical until the restart
+cond = "hard copy /100"
 used = res.paired[cond]
 f, b = np.array(used.fixed_values), np.array(used.broken_values)
 paired = stats.t_interval(f - b)
