@@ -29,6 +29,19 @@ def tiny_scenario() -> Scenario:
                     overrides={**TINY, "replay_obs_dtype": "float64"})
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """A LocalCluster made by a test itself writes OMP_NUM_THREADS=1 (and friends) into this
+    process's environment; later tests (the single_thread check) must not inherit it."""
+    import os
+
+    before = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(before):
+        del os.environ[name]
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     """The tiny sweep on a local Dask cluster of 2 single-threaded workers (jobs=2)."""
