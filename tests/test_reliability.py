@@ -30,7 +30,16 @@ from conftest import child_pids, shm_entries
 import mplearn.core.system
 from mplearn import Config, System, WorkerError
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = pytest.mark.usefixtures("no_leaks", "_ctrl_c_raises")
+
+
+@pytest.fixture
+def _ctrl_c_raises():
+    """Ctrl-C must raise KeyboardInterrupt here even when pytest was started with SIGINT
+    ignored (a shell's background job inherits SIG_IGN, and Python then keeps it)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 MODES = ("inline", "lockstep", "async")
 # A small network and a long run: every test stops it (or a fault does) long before the end.
