@@ -268,3 +268,37 @@ def test_a_local_cluster_leaves_this_process_environment_as_it_was():
     with ex._client(1, None):
         pass
     assert dict(os.environ) == before
+
+
+def _store(folder, spec, machine: str, sampled: float | None = 0.0) -> None:
+    """A minimal run record of ``spec`` made on ``machine`` (the fields import_pairs reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rec = {"machine": {"label": machine}, "versions": {"torch": "2.13.0+cpu"},
+           "extras": {}, "learner": [{"unwritten_sampled": [] if sampled is None
+                                      else [sampled]}]}
+    (folder / f"{spec.key}.json").write_text(json.dumps(rec))
+
+
+def test_import_pairs_moves_whole_one_machine_pairs_only(tmp_path):
+    """Pairs travel whole and from one machine; a usable pair already in data/ is kept; a pair
+    whose broken run predates the manipulation record is replaced by one that has it."""
+    scenario = next(s for s in scenarios() if s.issue == "write_before_publish").scaled(None, 4)
+    specs = ex.scenario_specs(scenario)
+    (_, fixed, broken), = scenario.pairs()
+    f, b = specs[fixed], specs[broken]
+    src, dst = tmp_path / "src" / "runs", tmp_path / "data" / "runs"
+    assert scenario.manipulation.measure(
+        {"learner": [{"unwritten_sampled": [3.0]}], "extras": {}}) is not None
+    _store(src, f[0], "A"), _store(src, b[0], "A")  # seed 0: a pair, data/ has none
+    _store(src, f[1], "A"), _store(src, b[1], "B")  # seed 1: split over two machines
+    _store(src, f[2], "A"), _store(src, b[2], "A")  # seed 2: data/ already has one: kept
+    _store(dst, f[2], "C"), _store(dst, b[2], "C")
+    _store(src, f[3], "A"), _store(src, b[3], "A")  # seed 3: data/'s predates the record
+    _store(dst, f[3], "C"), _store(dst, b[3], "C", sampled=None)
+    counts = ex.import_pairs(tmp_path / "src", tmp_path / "data", [scenario])
+    assert counts == {"imported": 2, "kept": 1, "conflict": 0, "absent": 1}
+    machine = {p.name: json.loads(p.read_text())["machine"]["label"] for p in dst.iterdir()}
+    assert machine[f"{f[0].key}.json"] == machine[f"{b[0].key}.json"] == "A"
+    assert f"{f[1].key}.json" not in machine and f"{b[1].key}.json" not in machine
+    assert machine[f"{f[2].key}.json"] == machine[f"{b[2].key}.json"] == "C"
+    assert machine[f"{f[3].key}.json"] == machine[f"{b[3].key}.json"] == "A"

@@ -27,6 +27,7 @@ import os
 import platform
 import queue
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -704,6 +705,63 @@ def _pair_machines(runs: list[dict], fixed: str, broken: str) -> list[dict]:
     return out
 
 
+def import_pairs(source: str | Path, root: str | Path = "data",
+                 chosen: Iterable[Scenario] | None = None) -> dict[str, int]:
+    """Copy into ``root/runs`` the pairs of ``source/runs`` (a sweep made elsewhere, such as on
+    another machine) that ``root`` lacks as a pair on one machine. Pairs travel whole: a run is
+    copied only with its partner, both made on one machine and torch build, and never over a
+    run that already completes a usable pair in ``root`` (runs are shared between scenarios).
+    A pair is usable when both runs come from one machine and torch build and its broken run
+    holds what the scenario's manipulation check reads (older runs may predate it).
+    Returns counts: pairs imported, kept (``root`` had them), conflicting, absent."""
+    src, dst = Path(source) / RUNS, Path(root) / RUNS
+    counts = {"imported": 0, "kept": 0, "conflict": 0, "absent": 0}
+
+    def where(folder: Path, spec: RunSpec) -> dict | None:
+        path = folder / f"{spec.key}.json"
+        return where_run(json.loads(path.read_text())) if path.exists() else None
+
+    def readable(folder: Path, spec: RunSpec, manipulation) -> bool:
+        """The broken run holds the record its manipulation check reads (older runs may not)."""
+        if manipulation is None:
+            return True
+        return manipulation.measure(json.loads((folder / f"{spec.key}.json").read_text())) \
+            is not None
+
+    pairs = []  # (fixed spec, broken spec, the scenario's manipulation check)
+    for s in (list(chosen) if chosen is not None else list(scenarios())):
+        by_variant = scenario_specs(s)
+        for _, fixed, broken in s.pairs():
+            pairs += [(f, b, s.manipulation)
+                      for f, b in zip(by_variant[fixed], by_variant[broken], strict=True)]
+
+    def usable(folder: Path, f: RunSpec, b: RunSpec, manipulation) -> bool:
+        w = where(folder, f)
+        return w is not None and w == where(folder, b) and readable(folder, b, manipulation)
+
+    # Keys that complete a usable pair in root: not to be overwritten.
+    anchored = {spec.key for f, b, m in pairs if usable(dst, f, b, m) for spec in (f, b)}
+    for f, b, manipulation in pairs:
+        pair = (f, b)
+        if usable(dst, f, b, manipulation):
+            counts["kept"] += 1
+            continue
+        w_dst = [where(dst, spec) for spec in pair]
+        if not usable(src, f, b, manipulation):
+            counts["absent"] += 1
+            continue
+        w_src = [where(src, spec) for spec in pair]
+        if any(spec.key in anchored and w != w_src[0] for spec, w in zip(pair, w_dst, strict=True)):
+            counts["conflict"] += 1
+            continue
+        dst.mkdir(parents=True, exist_ok=True)
+        for spec in pair:
+            shutil.copyfile(src / f"{spec.key}.json", dst / f"{spec.key}.json")
+            anchored.add(spec.key)
+        counts["imported"] += 1
+    return counts
+
+
 def select(names: Iterable[str] | None = None, steps: int | None = None,
            seeds: int | None = None) -> list[Scenario]:
     """The scenarios to run (all when ``names`` is empty), scaled; raises ValueError naming a
@@ -922,5 +980,6 @@ def _agent_mean_curves(recs: list[dict | None], grid: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["ConfigError", "IssueResults", "RunSpec", "SchedulerError", "SweepReport", "load",
-           "reproduce", "run_one", "run_scenarios", "run_sweep", "scenario_specs", "select"]
+__all__ = ["ConfigError", "IssueResults", "RunSpec", "SchedulerError", "SweepReport",
+           "import_pairs", "load", "reproduce", "run_one", "run_scenarios", "run_sweep",
+           "scenario_specs", "select"]
