@@ -6,11 +6,10 @@ A bad argument or config value exits 2 with a one-line message naming it, withou
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from mplearn.core.config import MODES, Config
+from mplearn.core.config import MODES, STEPS_MAX, Config, shown
 from mplearn.core.fixes import Fixes
 
 DESCRIPTION = """\
@@ -79,7 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--broken", nargs="*", default=[], metavar="NAME",
                      help="learning issues to switch back on, by name (python -m mplearn "
                           "issues); default: none, every fix on")
-    run.add_argument("--out", type=Path, metavar="DIR", help="write DIR/result.json")
+    run.add_argument("--out", type=Path, metavar="DIR",
+                     help="write DIR/result.json (checked before the run; a second run given "
+                          "the same DIR fails at once)")
+    run.add_argument("--force", action="store_true",
+                     help="with --out: replace a result.json already there")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     check = sub.add_parser("check", help="an issue's mechanism experiment, fix on and off")
     check.add_argument("name", help="a learning issue (python -m mplearn issues)")
@@ -110,38 +113,51 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> Config:
     steps, starts = args.steps, args.learning_starts
     if steps > 0 and starts >= 0 and starts >= steps:  # else the field checks name the flag
-        raise UsageError(f"--steps: must be > learning_starts (--learning-starts {starts}), got "
-                         f"{steps}: the first {starts} env steps only fill the replay, so no "
-                         "update could run")
+        raise UsageError(f"--steps: must be > learning_starts (--learning-starts "
+                         f"{shown(starts)}), got {shown(steps)}: the first env steps up to "
+                         "--learning-starts only fill the replay, so no update could run")
     return Config(env_id=args.env, n_agents=args.agents, mode=args.mode,
                   total_env_steps=args.steps, seed=args.seed, device=args.device,
                   learning_starts=args.learning_starts, fixes=Fixes().without(*args.broken))
 
 
-def _out_dir(out: Path) -> None:
-    """Create --out now: a path that cannot hold result.json must fail before the run."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"out: {str(out)!r} exists and is not a directory")
+def _claim_out(args: argparse.Namespace):
+    """--out checked and claimed now: a result that could not be written must not cost a run,
+    and two runs given the same DIR must not both run (see lab/results.py)."""
+    from mplearn.lab.results import ResultFile, ResultFileError
+
+    if args.out is None:
+        if args.force:
+            raise UsageError("--force: replaces DIR/result.json, so it needs --out DIR")
+        return None
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"out: cannot create directory {str(out)!r}: {e.strerror}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"out: directory {str(out)!r} is not writable")
+        return ResultFile(args.out, args.force).claim()
+    except ResultFileError as e:
+        raise UsageError(f"--out: {e}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from mplearn.core.system import System
 
     try:
         config = _config(args)
-        system = System(config)  # checks the environment and device before any process starts
-    except ValueError as e:  # ConfigError and the environment/device checks
+        # Checks the environment, the device and what the run costs before any process starts.
+        system = System(config)
+    except ValueError as e:  # ConfigError and the environment/device/resource checks
         raise UsageError(_flag_named(str(e))) from None
-    if args.out is not None:
-        _out_dir(args.out)
+    out = _claim_out(args)
+    try:
+        return _run(args, config, system, out)
+    finally:
+        if out is not None:
+            out.release()  # a failed or interrupted run: the folder is free for the next
+
+
+def _run(args: argparse.Namespace, config: Config, system, out) -> int:
+    from tqdm import tqdm
+
+    from mplearn.core.system import System
+
     if config.fixes.broken():
         print(_broken_note(args, config.fixes.broken()), flush=True)
     # The bar counts the env steps of all agents together from the start of the workers, and
@@ -161,9 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = system.run(progress)
     print(result.table())
     print(_publishes_note(config))
-    if args.out is not None:
-        path = result.save(args.out / "result.json")
-        print(f"wrote {path}")
+    if out is not None:
+        print(f"wrote {out.write(result.to_dict())}")
     return 0
 
 
@@ -271,6 +286,10 @@ def _readme_tables(out: Path) -> str:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from mplearn.lab.experiments import SchedulerError, reproduce, select
 
+    if args.budget_s is not None and not args.budget_s > 0:  # nan fails it too
+        raise UsageError(f"--budget-s: must be a number of seconds > 0, got {args.budget_s}")
+    if args.steps is not None and args.steps > STEPS_MAX:  # scaling a scenario would overflow
+        raise UsageError(f"--steps: must be <= {STEPS_MAX} (2**48), got {shown(args.steps)}")
     if args.tables_only:
         if not args.out.is_dir():
             raise UsageError(f"out: {str(args.out)!r} is not a directory")

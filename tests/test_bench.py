@@ -146,20 +146,103 @@ def test_peers_names_the_requirements_file_when_sb3_is_missing(monkeypatch):
     peers.build(["--systems", "mplearn-inline"])  # mplearn alone needs no SB3
 
 
-def test_peers_runs_sb3_and_mplearn_interleaved_in_one_table():
+def test_peers_runs_sb3_and_mplearn_interleaved_into_a_file_and_resumes_from_it(tmp_path):
     pytest.importorskip("stable_baselines3")
     pytest.importorskip("sb3_contrib")
+    out_file = tmp_path / "peers.jsonl"
     # Target 1: every CartPole episode returns >= 1, so a run solves at its 20th episode.
-    out = build("peers", ["--seeds", "0", "--steps", "1500", "--target", "1",
-                          "--systems", "sb3-qrdqn", "mplearn-inline"])()
-    assert [r["system"] for r in out["runs"]] == ["sb3-qrdqn", "mplearn-inline"]
+    # mplearn-async starts its actor and learner inside a pool worker: that must work.
+    argv = ["--seeds", "0", "--steps", "1500", "--target", "1", "--jobs", "2", "--label", "t",
+            "--systems", "sb3-qrdqn", "mplearn-inline", "mplearn-async", "--out", str(out_file)]
+    out = build("peers", argv)()
+    names = ["sb3-qrdqn", "mplearn-inline", "mplearn-async"]
+    assert [r["system"] for r in out["runs"]] == names
+    assert out["failed"] == [] and out["missing"] == [] and out["runs_now"] == 3
     for run in out["runs"]:
         assert run["solved"] and 0 < run["env_steps_to_solve"] <= 1500, run
         assert 0 < run["wall_s_to_solve"] <= run["wall_s"]
         assert run["episodes"] >= 20 and run["last20_at_end"] >= 8  # CartPole's shortest is 8
         assert run["wall_s_per_50k"] == pytest.approx(run["wall_s"] * 50_000 / 1500, rel=0.01)
-        assert run["updates"] > 0
-    for name in ("sb3-qrdqn", "mplearn-inline"):
+        assert run["updates"] > 0 and run["torch_threads"] == 1 and run["label"] == "t"
+        assert positive(run["cpu_s"])  # every process of the run, children included
+        assert run["load_avg_1m_at_start"] >= 0 and run["load_avg_1m_at_end"] >= 0
+    for name in names:
         row = out["table"][name]
         assert row["solved"] == "1/1" and positive(row["median_wall_s_per_50k"])
+        assert positive(row["median_cpu_s_per_50k"])
     assert out["machine"]["cpus"] >= 1 and out["sb3_hyperparameters"]["train_freq"] == 256
+    lines = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert sorted(r["system"] for r in lines) == sorted(names)
+    assert all(len(r["curve"]) == r["episodes"] for r in lines)  # every episode kept
+    # Run again: everything is in the file already, so nothing runs and the table is the same.
+    again = build("peers", argv)()
+    assert again["runs_now"] == 0 and again["runs_from_file"] == 3
+    assert again["table"] == out["table"] and len(out_file.read_text().splitlines()) == 3
+
+
+def test_peers_resumes_past_a_line_cut_short_and_reads_only_matching_runs(tmp_path, monkeypatch):
+    from mplearn.bench import peers
+
+    def record(system, seed, steps=50_000, target=475.0, solved_at=None):
+        return {"system": system, "seed": seed, "steps": steps, "target": target,
+                "solved": solved_at is not None, "env_steps_to_solve": solved_at,
+                "wall_s_to_solve": solved_at and solved_at / 500, "last20_at_end": 480.0,
+                "wall_s": 100.0, "wall_s_per_50k": 100.0 * 50_000 / steps}
+
+    out_file = tmp_path / "peers.jsonl"
+    peers.append_run(out_file, record("sb3-qrdqn", 11, solved_at=40_000))
+    peers.append_run(out_file, record("mplearn-inline", 11, steps=3000))  # other steps: not used
+    with out_file.open("a") as f:
+        f.write('{"system": "mplearn-inline", "seed"')  # a kill in the middle of a write
+    ran = []
+    monkeypatch.setattr(peers, "run_one", lambda name, seed, *rest: ran.append((name, seed))
+                        or record(name, seed, solved_at=30_000))
+    monkeypatch.setattr(peers, "ProcessPoolExecutor", _InlinePool)
+    out = peers.build(["--systems", "sb3-qrdqn", "mplearn-inline", "--seeds", "11", "12",
+                       "--out", str(out_file)])()
+    # Seed 12 starts with the next system in turn; the run already in the file is skipped.
+    assert ran == [("mplearn-inline", 11), ("mplearn-inline", 12), ("sb3-qrdqn", 12)]
+    assert out["runs_from_file"] == 1 and out["runs_now"] == 3 and out["missing"] == []
+    assert len(peers.read_runs(out_file)) == 5  # the cut line is skipped, the new ones whole
+    assert out["table"]["sb3-qrdqn"]["median_wall_s_to_solve"] == 70.0  # median of 80 and 60 s
+    assert out["table"]["mplearn-inline"]["median_wall_s_to_solve"] == 60.0
+    assert out["goal"]["mplearn-inline"] == {"solved_enough": False,  # 2 seeds, not 4
+                                             "wall_s_to_solve_le_qrdqn": True, "met": False}
+    summary = peers.build(["--systems", "sb3-qrdqn", "mplearn-inline", "--seeds", "11", "12",
+                           "--out", str(out_file), "--summary-only"])()
+    assert summary["table"] == out["table"] and summary["runs_now"] == 0
+
+
+def test_peers_solved_at_is_the_first_episode_whose_last_20_mean_reaches_the_target():
+    from mplearn.bench.peers import solved_at
+
+    episodes = [(10 * (i + 1), float(i), 100.0) for i in range(25)]
+    assert solved_at(episodes, 100.0) == (200, 19.0)  # the 20th episode completes the window
+    assert solved_at(episodes, 101.0) is None
+    assert solved_at(episodes[:19], 1.0) is None  # fewer than 20 episodes never solve
+    episodes[22] = (230, 22.0, 200.0)  # one long episode lifts episodes 3..22's mean to 105
+    assert solved_at(episodes, 105.0) == (230, 22.0)
+
+
+def test_peers_summary_only_needs_a_results_file():
+    with pytest.raises(ValueError, match=r"^--summary-only: needs --out"):
+        build("peers", ["--summary-only"])
+
+
+class _InlinePool:
+    """A stand-in for ProcessPoolExecutor that runs each job at submit, in this process."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+        future = Future()
+        future.set_result(fn(*args))
+        return future

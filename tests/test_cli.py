@@ -7,8 +7,10 @@ can check that none of them outlives the command (``subprocess_env`` in conftest
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 
 from mplearn import Config, Fixes
 from mplearn.__main__ import _config, _parser, main
+from mplearn.lab.results import ResultFile, ResultFileError
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -184,3 +187,84 @@ def test_a_broken_run_names_the_issue_and_a_reference(subprocess_env):
     note = next(line for line in lines if line.startswith("publishes: "))
     if not torch.cuda.is_available():  # the in-place path: each optimizer step is a publish
         assert publishes == updates and "every update is a publish" in note
+
+
+# --- --out: checked before the run, claimed against a second run, written in one step -------
+
+INLINE = ["run", "--mode", "inline", "--steps", "300", "--learning-starts", "32", "--quiet"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_out_is_written_whole_with_the_umask_mode_and_never_twice(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*INLINE, "--seed", "1", "--out", str(out)]) == 0
+    assert f"wrote {out / 'result.json'}" in capsys.readouterr().out
+    path = out / "result.json"
+    assert json.loads(path.read_text())["config"]["seed"] == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()  # as any new file
+    assert sorted(p.name for p in out.iterdir()) == ["result.json"]  # no temporary file left
+    # a second run refuses before it runs: the first result stays
+    assert main([*INLINE, "--seed", "2", "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: --out: ") and "already holds a result" in line, line
+    assert json.loads(path.read_text())["config"]["seed"] == 1
+    # --force replaces it, in one step
+    assert main([*INLINE, "--seed", "2", "--out", str(out), "--force"]) == 0
+    assert json.loads(path.read_text())["config"]["seed"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["result.json"]
+
+
+def test_a_private_umask_makes_a_private_result(tmp_path):
+    previous = os.umask(0o077)
+    try:
+        path = ResultFile(tmp_path).claim().write({"a": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_second_claim_on_a_folder_fails_while_the_first_holds_it(tmp_path):
+    first = ResultFile(tmp_path / "out").claim()
+    with pytest.raises(ResultFileError, match="another run"):
+        ResultFile(tmp_path / "out", force=True).claim()  # --force does not share the folder
+    first.write({"run": 1})  # writing releases the folder
+    with ResultFile(tmp_path / "out", force=True).claim() as second:
+        second.write({"run": 2})
+    assert json.loads((tmp_path / "out" / "result.json").read_text()) == {"run": 2}
+
+
+def test_a_claim_released_by_a_failed_run_frees_the_folder(tmp_path):
+    with ResultFile(tmp_path).claim():
+        pass  # the run failed: nothing written
+    assert not (tmp_path / "result.json").exists()
+    ResultFile(tmp_path).claim().write({"ok": True})
+
+
+def test_a_result_that_appeared_during_the_run_is_neither_replaced_nor_lost(tmp_path):
+    """A writer that ignored the lock: the link refuses its name, and this run's result stays
+    in the temporary file, named in the message."""
+    claim = ResultFile(tmp_path).claim()
+    (tmp_path / "result.json").write_text('{"other": true}')
+    with pytest.raises(ResultFileError, match="appeared during the run") as info:
+        claim.write({"mine": True})
+    assert json.loads((tmp_path / "result.json").read_text()) == {"other": True}
+    kept = [p for p in tmp_path.iterdir() if p.name != "result.json"]
+    assert len(kept) == 1 and kept[0].name in str(info.value)
+    assert json.loads(kept[0].read_text()) == {"mine": True}
+
+
+def test_a_link_planted_during_the_run_is_replaced_not_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "out"
+    claim = ResultFile(out, force=True).claim()
+    (out / "result.json").symlink_to(victim)
+    claim.write({"mine": True})
+    assert victim.read_text() == "keep me"
+    assert not (out / "result.json").is_symlink()
+    assert json.loads((out / "result.json").read_text()) == {"mine": True}

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from mplearn.core.config import Config, ConfigError
+from mplearn.core.config import Config, ConfigError, shown
 from mplearn.core.fixes import Fixes
 
 # --- construction and validation -----------------------------------------------------------
@@ -79,11 +79,38 @@ INVALID = [
     ("inject_fault", dict(inject_fault="learner@3\n")),
     ("fixes", dict(fixes={})),
     ("fixes", dict(fixes=None)),
+    # past the overflow-safe bounds: ints of hundreds of digits, 1e308, inf, nan
+    ("total_env_steps", dict(total_env_steps=10**400)),
+    ("total_env_steps", dict(total_env_steps=2**48 + 1)),
+    ("learning_starts", dict(learning_starts=10**400)),
+    ("seed", dict(seed=10**5000)),  # past the 4300 digits str() of an int allows
+    ("seed", dict(seed=-10**5000)),
+    ("n_agents", dict(n_agents=2**63)),
+    ("hidden_dim", dict(hidden_dim=2**63)),
+    ("buffer_size", dict(buffer_size=10**400)),
+    ("max_update_lag", dict(max_update_lag=2**64)),
+    ("updates_per_step", dict(updates_per_step=1e308)),  # x steps = inf: floor() overflowed
+    ("updates_per_step", dict(updates_per_step=1e300)),  # finite, but the run never ends
+    ("updates_per_step", dict(updates_per_step=math.inf)),
+    ("updates_per_step", dict(updates_per_step=math.nan)),
+    ("updates_per_step", dict(updates_per_step=10**400)),
+    ("learning_rate", dict(learning_rate=10**400)),  # isfinite() of it overflowed
+    ("kappa", dict(kappa=-10**400)),
+    ("max_grad_norm", dict(max_grad_norm=10**400)),
+    ("adam_eps", dict(adam_eps=math.nan)),
+    ("gamma", dict(gamma=math.nan)),
+    ("tau", dict(tau=math.nan)),
+    ("dropout", dict(dropout=math.nan)),
+    ("dropout", dict(dropout=10**400)),
+    ("epsilon_start", dict(epsilon_start=math.nan)),
+    ("epsilon_end", dict(epsilon_end=-math.inf)),
+    ("inject_fault", dict(inject_fault="actor@" + "9" * 5000)),
 ]
 
 
 @pytest.mark.parametrize(("field_name", "changes"), INVALID,
-                         ids=[f"{n}-{v!r}" for n, v in INVALID])
+                         ids=[f"{n}-" + ",".join(f"{k}={shown(x)}" for k, x in v.items())
+                              for n, v in INVALID])
 def test_invalid_value_raises_one_line_error_naming_the_field(field_name, changes):
     with pytest.raises(ConfigError) as info:
         Config(**changes)
@@ -107,6 +134,11 @@ def test_invalid_value_raises_one_line_error_naming_the_field(field_name, change
     dict(inject_fault="actor@0"),
     dict(inject_fault="learner@12"),
     dict(mode="inline", device="cpu", learner_path="copy"),
+    # the overflow bounds' edges: 2**48 env steps, 2**48 updates; sizes up to int64 (what
+    # they cost the machine is checked by System, see test_resources.py)
+    dict(total_env_steps=2**48, learning_starts=0),
+    dict(total_env_steps=2**20, learning_starts=0, updates_per_step=2.0**28),
+    dict(hidden_dim=2**63 - 1, seed=2**64 - 1),
 ])
 def test_boundary_values_are_accepted(changes):
     c = Config(**changes)
@@ -224,6 +256,46 @@ def test_from_dict_unknown_field_raises_naming_it():
 def test_from_dict_validates():
     with pytest.raises(ConfigError, match=r"^gamma: "):
         Config.from_dict({"gamma": 2.0})
+
+
+@pytest.mark.parametrize(("d", "field_name"), [
+    ({"fixes": None}, "fixes"),  # was a TypeError from set(None)
+    ({"fixes": ["train_mode"]}, "fixes"),
+    ({"fixes": "train_mode"}, "fixes"),
+    ({"fixes": {1: True}}, "fixes"),
+    ({1: 2}, "1"),  # a key of another type: named, not a TypeError from sorted() or **
+    (None, "config"),
+    ([("n_agents", 2)], "config"),
+])
+def test_from_dict_bad_shapes_raise_one_line_naming_the_field(d, field_name):
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(d)
+    message = str(info.value)
+    assert message.startswith(f"{field_name}: ") and "\n" not in message, message
+
+
+def test_from_dict_takes_a_fixes_object():
+    fixes = _non_default_fixes()
+    assert Config.from_dict({"fixes": fixes}).fixes == fixes
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (5, "5"),
+    (2**64, str(2**64)),
+    (10**400, "1.00e+400 (a 401-digit integer)"),
+    (-10**400, "-1.00e+400 (a 401-digit integer)"),
+    (10**5000, "an integer of about 5000 digits"),
+    (-(10**5000), "a negative integer of about 5000 digits"),
+    ("x" * 500, repr("x" * 500)[:60] + "... (502 characters)"),
+], ids=["small", "2**64", "10**400", "-10**400", "10**5000", "-10**5000", "long-str"])
+def test_shown_keeps_a_value_short(value, expected):
+    assert shown(value) == expected
+
+
+def test_a_huge_value_is_shown_short_in_the_message():
+    with pytest.raises(ConfigError) as info:
+        Config(total_env_steps=10**5000)
+    assert len(str(info.value)) < 200, str(info.value)
 
 
 def test_from_dict_unknown_fix_name_raises_config_error():

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
-from mplearn.issues import all_issues
 
 import mplearn
 from mplearn.core.fixes import Fixes
+from mplearn.issues import all_issues
 
 PACKAGE = Path(mplearn.__file__).parent
 SOURCES = {p: p.read_text() for p in sorted(PACKAGE.rglob("*.py")) if p.name != "fixes.py"}

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from mplearn.issues import NAMES as CHECKS
-from mplearn.issues import run_check
 
 from mplearn.core.fixes import Fixes
+from mplearn.issues import NAMES as CHECKS
+from mplearn.issues import run_check
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))

@@ -36,7 +36,8 @@ def test_only_the_buffer_that_counts_first_exposes_unwritten_rows():
 
 
 def test_a_torn_copy_lies_between_two_close_versions():
-    one, ten = versioned_publish.torn_gap(updates_apart=1), versioned_publish.torn_gap(updates_apart=10)
+    one = versioned_publish.torn_gap(updates_apart=1)
+    ten = versioned_publish.torn_gap(updates_apart=10)
     assert 0 < one.relative_change < ten.relative_change < 0.5
     assert 0 < one.largest_change < ten.largest_change
     # The new version differs from the old more than the torn copy (half old) does.

@@ -82,6 +82,9 @@ class Config:
     publish_interval: int = 10  # learner updates between publishes (copy path)
     sync_interval: int = 10  # env steps between actor syncs; also the lockstep round
     max_update_lag: int = 500  # async: updates the learner may fall behind before the actor waits
+    # Liveness: a worker that makes no progress this long while the others wait on it is raised
+    # as a WorkerError naming it and its process state, and the run stops (far above a slow step).
+    stall_timeout_s: float = 20.0
     log_interval: int = 100  # learner updates between learner records
     # Raise InjectedFault in a worker, to see what a crash looks like: "actor@N" (at env step N)
     # or "learner@N" (at update N, in every learner). Empty: none.
@@ -101,18 +104,28 @@ class Config:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["fixes"] = self.fixes.to_dict()
+        # How long the watchdog waits is not what a run computes: at its default it is left
+        # out, so that stored runs (keyed by a hash of this dict) keep their keys.
+        if d["stall_timeout_s"] == Config.stall_timeout_s:
+            del d["stall_timeout_s"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
+        if not isinstance(d, dict):  # else a TypeError from dict() or from **
+            raise ConfigError(f"config: expected a dict, got {type(d).__name__}")
         d = dict(d)
         fixes = d.pop("fixes", {})
-        unknown = sorted(set(fixes) - set(Fixes.names()))
+        if isinstance(fixes, Fixes):
+            fixes = fixes.to_dict()
+        if not isinstance(fixes, dict):  # None, a list: else a TypeError from set()
+            raise ConfigError(f"fixes: expected a dict of issue names to bools, got {shown(fixes)}")
+        unknown = sorted(map(repr, set(fixes) - set(Fixes.names())))
         if unknown:
-            raise ConfigError(f"fixes: unknown issue name {unknown[0]!r}")
+            raise ConfigError(f"fixes: unknown issue name {unknown[0]}")
         fixes = Fixes(**fixes)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(map(str, set(d) - known))  # str: a key may be of any type
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown config field")
         return cls(**d, fixes=fixes)
@@ -143,6 +156,23 @@ _POSITIVE_INTS = (
     "target_update_period", "epsilon_decay_updates", "epsilon_decay_freq", "publish_interval",
     "sync_interval", "max_update_lag", "log_interval",
 )
+# Upper bounds, so that no product the run computes overflows: torch's sizes and the shared
+# step and update counters are int64. Env steps and updates per agent stop at 2**48 (2.8e14:
+# nine years at a million steps a second): beyond, a number is a typo, not a run. What a valid
+# config costs the machine (memory, open files) is checked against it by core.resources.
+# Agents stop at 2**16: each is a process and some 23 open files, far past what any machine
+# runs, and the parent keeps a few per-agent lists before it can weigh the cost.
+INT64_MAX = 2**63 - 1
+STEPS_MAX = 2**48
+AGENTS_MAX = 2**16
+_INT_MAX = {**dict.fromkeys(_POSITIVE_INTS, INT64_MAX), "n_agents": AGENTS_MAX,
+            "total_env_steps": STEPS_MAX, "learning_starts": STEPS_MAX}
+_INT_MAX_WHY = {INT64_MAX: "2**63 - 1: sizes and counters are int64",
+                STEPS_MAX: "2**48: the run would never end",
+                AGENTS_MAX: "2**16: a process each"}
+# Numbers that must be finite and > 0 (max_grad_norm may be inf: never clip).
+_POSITIVE_FLOATS = ("kappa", "learning_rate", "adam_eps", "max_grad_norm", "updates_per_step",
+                    "stall_timeout_s")
 _TYPES = {
     "env_id": str, "mode": str, "device": str, "learner_path": str, "inject_fault": str,
     "replay_obs_dtype": str,
@@ -152,6 +182,27 @@ _TYPES = {
 
 def _fail(name: str, message: str) -> None:
     raise ConfigError(f"{name}: {message}")
+
+
+def shown(v) -> str:
+    """``v`` for a one-line message: short. An integer of hundreds of digits is shown by its size
+    (and str() of one past 4300 digits raises ValueError)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**21:
+        sign, kind = ("-", "a negative") if v < 0 else ("", "an")
+        try:
+            digits = str(abs(v))
+        except ValueError:  # past sys.get_int_max_str_digits()
+            return f"{kind} integer of about {int(abs(v).bit_length() * math.log10(2))} digits"
+        return f"{sign}{digits[0]}.{digits[1:3]}e+{len(digits) - 1} (a {len(digits)}-digit integer)"
+    text = repr(v)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def validate(c: Config) -> None:
@@ -167,13 +218,16 @@ def validate(c: Config) -> None:
             _fail(f.name, f"expected a number, got {v!r}")
     for name in _POSITIVE_INTS:
         if getattr(c, name) <= 0:
-            _fail(name, f"must be > 0, got {getattr(c, name)}")
+            _fail(name, f"must be > 0, got {shown(getattr(c, name))}")
     if c.seed < 0:
-        _fail("seed", f"must be >= 0, got {c.seed}")
+        _fail("seed", f"must be >= 0, got {shown(c.seed)}")
     if c.seed >= 2**64:  # torch.manual_seed takes 64 bits
-        _fail("seed", f"must be < 2**64, got {c.seed}")
+        _fail("seed", f"must be < 2**64, got {shown(c.seed)}")
     if c.learning_starts < 0:
-        _fail("learning_starts", f"must be >= 0, got {c.learning_starts}")
+        _fail("learning_starts", f"must be >= 0, got {shown(c.learning_starts)}")
+    for name, high in _INT_MAX.items():
+        if getattr(c, name) > high:
+            _fail(name, f"must be <= {high} ({_INT_MAX_WHY[high]}), got {shown(getattr(c, name))}")
     if c.mode not in MODES:
         _fail("mode", f"must be one of {'|'.join(MODES)}, got {c.mode!r}")
     if c.device not in DEVICES:
@@ -182,19 +236,20 @@ def validate(c: Config) -> None:
         _fail("learner_path", f"must be one of {'|'.join(LEARNER_PATHS)}, got {c.learner_path!r}")
     if c.replay_obs_dtype not in ("float32", "float64"):
         _fail("replay_obs_dtype", f"must be float32|float64, got {c.replay_obs_dtype!r}")
+    # Written so that nan fails them too (every comparison with nan is False).
     if not 0.0 <= c.dropout < 1.0:
-        _fail("dropout", f"must be in [0, 1), got {c.dropout}")
+        _fail("dropout", f"must be in [0, 1), got {shown(c.dropout)}")
     if not 0.0 < c.gamma <= 1.0:
-        _fail("gamma", f"must be in (0, 1], got {c.gamma}")
+        _fail("gamma", f"must be in (0, 1], got {shown(c.gamma)}")
     if not 0.0 < c.tau <= 1.0:
-        _fail("tau", f"must be in (0, 1], got {c.tau}")
-    for name in ("kappa", "learning_rate", "adam_eps", "max_grad_norm", "updates_per_step"):
+        _fail("tau", f"must be in (0, 1], got {shown(c.tau)}")
+    for name in _POSITIVE_FLOATS:
         v = getattr(c, name)
-        if not (v > 0 and math.isfinite(v)) and not (name == "max_grad_norm" and v == math.inf):
-            _fail(name, f"must be a finite number > 0, got {v}")
+        if not (v > 0 and _finite(v)) and not (name == "max_grad_norm" and v == math.inf):
+            _fail(name, f"must be a finite number > 0, got {shown(v)}")
     for name in ("epsilon_start", "epsilon_end"):
         if not 0.0 <= getattr(c, name) <= 1.0:
-            _fail(name, f"must be in [0, 1], got {getattr(c, name)}")
+            _fail(name, f"must be in [0, 1], got {shown(getattr(c, name))}")
     if c.epsilon_end > c.epsilon_start:
         _fail("epsilon_end", f"must be <= epsilon_start ({c.epsilon_start}), got {c.epsilon_end}")
     if c.batch_size > c.buffer_size:
@@ -206,17 +261,25 @@ def validate(c: Config) -> None:
     if c.batch_size > c.total_env_steps:
         _fail("batch_size", f"must be <= total_env_steps ({c.total_env_steps}), got "
                             f"{c.batch_size}: no update could run")
+    # A float product: inf for 1e308, never the OverflowError of floor(inf) in updates_owed.
+    updates = c.updates_per_step * (c.total_env_steps - c.learning_starts)
+    if updates > STEPS_MAX:
+        _fail("updates_per_step", f"{c.updates_per_step} x (total_env_steps - learning_starts "
+                                  f"= {c.total_env_steps - c.learning_starts}) = {updates:.3g} "
+                                  f"updates per agent, more than 2**48: the run would never end")
     if c.updates_owed(c.total_env_steps) == 0:
         _fail("updates_per_step", f"{c.updates_per_step} x (total_env_steps - learning_starts "
                                   f"= {c.total_env_steps - c.learning_starts}) < 1: no update")
     if c.inject_fault and re.fullmatch(r"(actor|learner)@\d+", c.inject_fault) is None:
-        _fail("inject_fault", f"must be '' or 'actor@N' or 'learner@N', got {c.inject_fault!r}")
+        _fail("inject_fault",
+              f"must be '' or 'actor@N' or 'learner@N', got {shown(c.inject_fault)}")
     if c.inject_fault:  # a fault the run never reaches would pass for a run without one
         kind, at = c.inject_fault.split("@")
         end = c.total_env_steps if kind == "actor" else c.updates_owed(c.total_env_steps)
-        if int(at) >= end:
+        if len(at) > 20 or int(at) >= end:  # int() of 4300+ digits raises: 20 is past int64
             unit = "env steps" if kind == "actor" else "updates"
-            _fail("inject_fault", f"{c.inject_fault!r} never fires: the {kind} does {end} {unit}")
+            _fail("inject_fault", f"{shown(c.inject_fault)} never fires: the {kind} does {end} "
+                                  f"{unit}")
     if not isinstance(c.env_kwargs, dict) or not all(isinstance(k, str) for k in c.env_kwargs):
         _fail("env_kwargs", f"expected a dict with str keys, got {c.env_kwargs!r}")
     try:  # the actor process receives them

@@ -13,7 +13,6 @@ gymnasium here, on ``import mplearn``, so that spawned workers find them:
 
 from __future__ import annotations
 
-
 from mplearn.envs.base import AgentEnvironments, EnvSpec, IndependentEnvs, StepResult, env_spec
 from mplearn.envs.registry import KIT_ENV_IDS, TREASURE_HUNT, register
 

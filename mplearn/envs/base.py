@@ -37,6 +37,38 @@ class AgentEnvironments(Protocol):
     def close(self) -> None: ...
 
 
+def _first_line(e: BaseException) -> str:
+    """An exception in one line, whatever its text: ``ValueError()`` has none."""
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else f"{type(e).__name__} (no message)"
+
+
+def _check_render_mode(env_id: str, mode, declared) -> None:
+    """An env renders itself at every step in "human" mode: a worker has no window to draw in
+    (and often no display), so the actor would die a few seconds into the run. A mode the env
+    does not declare is a typo: gymnasium only warns."""
+    if mode is None:
+        return
+    if mode == "human":
+        raise ValueError("env_kwargs: render_mode 'human' draws a window at every step, which "
+                         "a worker process cannot do; use None or 'rgb_array'")
+    if declared is not None and mode not in declared:
+        raise ValueError(f"env_kwargs: render_mode {mode!r} is not among the render modes "
+                         f"of {env_id!r}: {list(declared)}")
+
+
+def _declared_render_modes(spec: gym.envs.registration.EnvSpec) -> list | None:
+    """``metadata["render_modes"]`` of the env's class, read without making one; None if the
+    entry point has no metadata."""
+    try:
+        creator = gym.envs.registration.load_env_creator(spec.entry_point) \
+            if isinstance(spec.entry_point, str) else spec.entry_point
+    except Exception:  # gym.make reports it below, in its own words
+        return None
+    metadata = getattr(creator, "metadata", None)
+    return metadata.get("render_modes") if isinstance(metadata, dict) else None
+
+
 def env_spec(env_id: str, env_kwargs: dict | None = None) -> EnvSpec:
     """The spaces of ``env_id``; ValueError (naming the field) unless Box obs, Discrete actions."""
     from mplearn.envs.registry import register
@@ -44,15 +76,17 @@ def env_spec(env_id: str, env_kwargs: dict | None = None) -> EnvSpec:
     register()  # the kit's ids, also when mplearn.envs was never imported
 
     try:
-        gym.spec(env_id)
+        spec = gym.spec(env_id)
     except Exception as e:  # gymnasium raises several error types for unknown ids
-        raise ValueError(f"env_id: cannot make {env_id!r}: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"env_id: cannot make {env_id!r}: {_first_line(e)}") from None
+    if env_kwargs and "render_mode" in env_kwargs:
+        _check_render_mode(env_id, env_kwargs["render_mode"], _declared_render_modes(spec))
     try:
         env = gym.make(env_id, **(env_kwargs or {}))
     except Exception as e:
         what = f"env_kwargs: cannot make {env_id!r} with {env_kwargs}" if env_kwargs \
             else f"env_id: cannot make {env_id!r}"
-        raise ValueError(f"{what}: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"{what}: {_first_line(e)}") from None
     try:
         obs_space, act_space = env.observation_space, env.action_space
     finally:

@@ -3,8 +3,9 @@ pain" (andyljones.com/posts/rl-debugging.html), adapted to a distributional agen
 
 Each probe is one or two steps long, with a Box(1) float32 observation and Discrete actions, and
 its return distribution Z(s, a) is known exactly: ``PROBES[env_id]`` holds it for every state
-the probe can act in. ``mplearn.lab.probes.probe_check(env_id)`` trains an agent on the probe through the real
-system (inline mode) and compares the network's mean Q-values and quantiles with the table.
+the probe can act in. ``mplearn.lab.probes.probe_check(env_id)`` trains an agent on the probe
+through the real system (inline mode) and compares the network's mean Q-values and quantiles
+with the table.
 What each probe isolates, when it fails:
 
 =========================  ==========================================================

@@ -113,13 +113,14 @@ def fix_on_and_off(name: str, measure: str, experiment: Callable[[Fixes], float]
 
 
 
-# --- the scenarios ----------------------------------------------------------------------------------
+# --- the scenarios --------------------------------------------------------------------------------
 
 STEPS = 25_000  # CartPole-v1 env steps per run: the default config solves it at 20k to 45k
 SEEDS = 20  # paired seeds per arm: below that the interval is too wide to call "no effect"
 MAX_SEEDS = 40  # the cap, stated in advance, for adding seeds to an inconclusive arm
 CPU = {"device": "cpu"}  # learners on the CPU everywhere: a GPU machine would pick cuda
-PLAN_SOFT = {"tau": 0.001, "target_update_period": 1}  # the plan's soft update: tau 0.001, every update
+# the plan's soft update: tau 0.001, every update
+PLAN_SOFT = {"tau": 0.001, "target_update_period": 1}
 EXPLOIT = {"epsilon_start": 0.01, "epsilon_end": 0.01}  # a resumed learner's exploration
 NOISY_ONLY = {"noisy": True, "epsilon_start": 0.0, "epsilon_end": 0.0}  # explore by noise alone
 DEEP_SEA = {"env_id": "mplearn/DeepSea-v0", "env_kwargs": {"size": 8}}

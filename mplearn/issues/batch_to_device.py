@@ -1,4 +1,5 @@
-"""Device and dtype of the batch: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Device and dtype of the batch: the catalogue entry, the mechanism check, the scenarios behind
+data/ and the experiments its notebook runs.
 
 How replay arrays become a batch: three conversions of numpy's default float64 array, each
 fed to a float32 layer, as a tiny exact experiment.
@@ -44,7 +45,8 @@ ENTRY = Issue(
                "error and checks.explain_error / Monitor.saw_error names the issue",
     notebook="07_device_and_dtype")
 
-# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: numpy's default dtype in the replay.
+# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: numpy's
+# default dtype in the replay.
 DEMO = dict(replay_obs_dtype="float64")
 
 

@@ -1,4 +1,5 @@
-"""Gradient clipping: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Gradient clipping: the catalogue entry, the mechanism check, the scenarios behind data/ and the
+experiments its notebook runs.
 
 Why gradient clipping does little here, measured on plain modules, and the data's gradient
 diagnostics summarised.
@@ -55,7 +56,8 @@ ENTRY = Issue(
                "and fraction clipped in the learner records; Monitor: norm stepped with",
     notebook="06_gradient_clipping")
 
-# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: gradients above the limit.
+# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: gradients
+# above the limit.
 DEMO = dict(max_grad_norm=0.01)
 
 
@@ -68,8 +70,9 @@ def check() -> CheckResult:
                      if p.grad is not None]
             return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
 
-    return fix_on_and_off("grad_clip", "norm of the gradient the optimizer stepped with (limit 0.1)",
-                 experiment, lambda norm: norm > 0.1 * (1 + 1e-4))
+    return fix_on_and_off(
+        "grad_clip", "norm of the gradient the optimizer stepped with (limit 0.1)",
+        experiment, lambda norm: norm > 0.1 * (1 + 1e-4))
 
 
 def applied_norm(record: dict) -> float | None:

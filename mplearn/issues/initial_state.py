@@ -44,8 +44,9 @@ def check() -> CheckResult:
             finally:
                 actor.close()
 
-    return fix_on_and_off("initial_state", "max |actor's weights - shared weights| at the first step",
-                 experiment, lambda distance: distance > 0.0)
+    return fix_on_and_off(
+        "initial_state", "max |actor's weights - shared weights| at the first step",
+        experiment, lambda distance: distance > 0.0)
 
 
 def unpulled_steps(record: dict) -> float | None:

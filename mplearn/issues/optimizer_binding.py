@@ -1,4 +1,5 @@
-"""Stale optimizer state: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Stale optimizer state: the catalogue entry, the mechanism check, the scenarios behind data/ and
+the experiments its notebook runs.
 
 The stale-optimizer claim and its variants, each as a tiny exact experiment on plain modules.
 
@@ -67,8 +68,9 @@ def check() -> CheckResult:
             after = learner.model.qnetwork_local.state_dict()
             return max((after[k] - before[k]).abs().max().item() for k in before)
 
-    return fix_on_and_off("optimizer_binding", "max |change| of the trainer's weights over 10 updates",
-                 experiment, lambda change: change == 0.0)
+    return fix_on_and_off(
+        "optimizer_binding", "max |change| of the trainer's weights over 10 updates",
+        experiment, lambda change: change == 0.0)
 
 
 def weight_change(record: dict) -> float | None:

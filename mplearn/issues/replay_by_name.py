@@ -1,4 +1,5 @@
-"""Replay buffer pickled by value under spawn: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Replay buffer pickled by value under spawn: the catalogue entry, the mechanism check, the
+scenarios behind data/ and the experiments its notebook runs.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def check() -> CheckResult:
             buffer.close()
             buffer.unlink()
 
-    return fix_on_and_off("replay_by_name", "max |obs| the parent samples after a spawned child wrote "
-                 "rows 0..49", experiment, lambda largest: largest == 0.0)
+    return fix_on_and_off(
+        "replay_by_name", "max |obs| the parent samples after a spawned child wrote "
+        "rows 0..49", experiment, lambda largest: largest == 0.0)
 
 
 def batch_abs_obs(record: dict) -> float | None:

@@ -1,4 +1,5 @@
-"""Epsilon decay and its publication: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Epsilon decay and its publication: the catalogue entry, the mechanism check, the scenarios behind
+data/ and the experiments its notebook runs.
 
 What a spawned process sees of the values its parent changes after it started.
 
@@ -59,8 +60,9 @@ def check() -> CheckResult:
                               epsilon_decay_updates=50, fixes=fixes)
         return train(config).actor[0][-1]["epsilon"]
 
-    return fix_on_and_off("shared_epsilon", "epsilon the actor process read at the end (learner: 0.01)",
-                 experiment, lambda epsilon: epsilon == BASE.epsilon_start)
+    return fix_on_and_off(
+        "shared_epsilon", "epsilon the actor process read at the end (learner: 0.01)",
+        experiment, lambda epsilon: epsilon == BASE.epsilon_start)
 
 
 def actor_epsilon(record: dict) -> float | None:

@@ -1,4 +1,5 @@
-"""Duplicate target network updates: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Duplicate target network updates: the catalogue entry, the mechanism check, the scenarios behind
+data/ and the experiments its notebook runs.
 
 Duplicate target-network updates, as tiny exact experiments with the learner's own
 ``update_target``.
@@ -53,8 +54,9 @@ def check() -> CheckResult:
                 learner.update()
             return float(learner.target_updates)
 
-    return fix_on_and_off("single_target_update", "target updates in 20 updates (schedule: every 10)",
-                 experiment, lambda n: n != 2)
+    return fix_on_and_off(
+        "single_target_update", "target updates in 20 updates (schedule: every 10)",
+        experiment, lambda n: n != 2)
 
 
 def target_updates_per_update(record: dict) -> float | None:

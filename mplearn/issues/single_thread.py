@@ -1,4 +1,5 @@
-"""Thread oversubscription: the catalogue entry, the mechanism check and the experiments its notebook runs.
+"""Thread oversubscription: the catalogue entry, the mechanism check and the experiments its
+notebook runs.
 
 Thread oversubscription, measured: P processes doing learner updates at the same time, each
 with T torch threads, on this machine's cores.

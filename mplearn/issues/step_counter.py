@@ -1,4 +1,5 @@
-"""Training step counter: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Training step counter: the catalogue entry, the mechanism check, the scenarios behind data/ and
+the experiments its notebook runs.
 
 The plan's training step counter, three ways, as small exact experiments.
 
@@ -69,8 +70,9 @@ def check() -> CheckResult:
                 learner.update()
             return float(learner.publisher.publishes)
 
-    return fix_on_and_off("step_counter", "publishes in 20 updates (schedule: every 10)", experiment,
-                 lambda publishes: publishes != 2)
+    return fix_on_and_off(
+        "step_counter", "publishes in 20 updates (schedule: every 10)", experiment,
+        lambda publishes: publishes != 2)
 
 
 def publishes_per_update(record: dict) -> float | None:

@@ -1,4 +1,5 @@
-"""Target network not synced on publish: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Target network not synced on publish: the catalogue entry, the mechanism check, the scenarios
+behind data/ and the experiments its notebook runs.
 
 The target-sync claim, measured: what the review's publish copies, what ``.cpu()`` does to the
 trainer, and what a stale shared target does to a learner that restarts from it.

@@ -29,7 +29,8 @@ ENTRY = Issue(
     diagnostic="Monitor: updates against what updates_per_step allows at the env steps",
     notebook="17_throttle")
 
-# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: a ratio the free-running learner exceeds.
+# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: a ratio the
+# free-running learner exceeds.
 DEMO = dict(updates_per_step=0.05)
 
 

@@ -1,4 +1,5 @@
-"""Missing train mode: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Missing train mode: the catalogue entry, the mechanism check, the scenarios behind data/ and the
+experiments its notebook runs.
 
 Train and eval mode, measured on plain modules: what the mode changes, and the batch-norm traps.
 
@@ -54,7 +55,8 @@ ENTRY = Issue(
                "after backward(); Monitor: the learner's recorded mode",
     notebook="04_train_mode")
 
-# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: mode-dependent layers.
+# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act:
+# mode-dependent layers.
 DEMO = dict(noisy=True)
 
 

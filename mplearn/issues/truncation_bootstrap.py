@@ -34,7 +34,8 @@ ENTRY = Issue(
     diagnostic="checks.replay_batch(batch); Monitor: time-limit rows stored as terminal",
     notebook="14_truncation_bootstrap")
 
-# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: a time limit at 200 steps.
+# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: a time limit
+# at 200 steps.
 DEMO = dict(env_id="MountainCar-v0")
 
 

@@ -1,4 +1,5 @@
-"""Torn reads during publish: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Torn reads during publish: the catalogue entry, the mechanism check, the scenarios behind data/
+and the experiments its notebook runs.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def check() -> CheckResult:
         ctx = mp.get_context("spawn")
         records, stop = ctx.Queue(), ctx.Event()
         writer = ctx.Process(target=worker_main, args=(
-            "publisher", records, fixes, _publish_constant_versions_main, shared, IQNAgent(spec, config),
-            stop, fixes))
+            "publisher", records, fixes, _publish_constant_versions_main, shared,
+            IQNAgent(spec, config), stop, fixes))
         writer.start()
         torn = done = 0
         try:
@@ -97,9 +98,10 @@ def check() -> CheckResult:
                 writer.join()
         return torn / reads
 
-    return fix_on_and_off("versioned_publish", f"fraction of {reads} actor syncs, during concurrent "
-                 "publishes, that copied a mix of two versions (checksum)", experiment,
-                 lambda torn: torn > 0.0)
+    return fix_on_and_off(
+        "versioned_publish", f"fraction of {reads} actor syncs, during concurrent "
+        "publishes, that copied a mix of two versions (checksum)", experiment,
+        lambda torn: torn > 0.0)
 
 
 def torn_kept(record: dict) -> float | None:

@@ -1,4 +1,5 @@
-"""Identical randomness across workers: the catalogue entry, the mechanism check, the scenarios behind data/.
+"""Identical randomness across workers: the catalogue entry, the mechanism check, the scenarios
+behind data/.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ ENTRY = Issue(
     diagnostic="Monitor: the first actions of the agents compared",
     notebook="16_worker_seeding")
 
-# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: more than one random stream.
+# What the monitored demo run (lab.notebook.demo_config) needs for this issue to act: more than
+# one random stream.
 DEMO = dict(n_agents=2)
 
 

@@ -1,4 +1,5 @@
-"""Replay race: count before row: the catalogue entry, the mechanism check, the scenarios behind data/ and the experiments its notebook runs.
+"""Replay race: count before row: the catalogue entry, the mechanism check, the scenarios behind
+data/ and the experiments its notebook runs.
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ def check() -> CheckResult:
             buffer.unlink()
         return unwritten / max(reads, 1)
 
-    return fix_on_and_off("write_before_publish", "fraction of reads of the newest counted row that "
-                 "found it unwritten, during 20,000 concurrent appends", experiment,
-                 lambda unwritten: unwritten > 0.0)
+    return fix_on_and_off(
+        "write_before_publish", "fraction of reads of the newest counted row that "
+        "found it unwritten, during 20,000 concurrent appends", experiment,
+        lambda unwritten: unwritten > 0.0)
 
 
 def unwritten_sampled(record: dict) -> float | None:

@@ -158,8 +158,8 @@ def verdict(issue_name: str, root: str = "data") -> verdict_lib.Verdicts:
 
 
 def has_data(issue_name: str, root: str = "data") -> bool:
-    return any(s.issue == issue_name for s in scenarios()) and os.path.exists(os.path.join(root, issue_name,
-                                                                 "manifest.json"))
+    return any(s.issue == issue_name for s in scenarios()) and os.path.exists(
+        os.path.join(root, issue_name, "manifest.json"))
 
 
 # --- widgets (thin) -------------------------------------------------------------------------------
