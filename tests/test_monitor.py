@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 
+from mplearn import Config
 from mplearn.core.fixes import Fixes
+from mplearn.diagnose import rules
+from mplearn.diagnose.monitor import Monitor
 from mplearn.issues import run_check
 from mplearn.lab.notebook import demo_config, monitored_run
 
@@ -35,3 +39,15 @@ def test_monitor_finds_nothing_when_everything_is_fixed(no_leaks):
 
 def test_the_stress_only_issue_is_caught_by_its_mechanism_check():
     assert run_check("write_before_publish").passed
+
+
+def test_a_stalled_learner_is_called_a_stall_not_a_learning_issue():
+    config = Config(device="cpu", total_env_steps=1000, learning_starts=100, batch_size=32)
+    monitor = Monitor(SimpleNamespace(config=config), stall_s=0.0)
+    monitor._stalled(0, updates=10, env_steps=500)  # the first look
+    monitor._stalled(0, updates=10, env_steps=500)  # no update since, 390 owed
+    assert monitor.issues == [rules.STALL]
+    finding = monitor.findings[rules.STALL]
+    assert "no update" in finding.measured and "390 updates owed" in finding.measured
+    assert "WorkerError" in finding.hint
+    assert "step_counter" not in str(finding)

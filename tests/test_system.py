@@ -368,8 +368,19 @@ class _ScriptedSteps:
 
 
 class _Running:
+    """A rendezvous that never stops; a sleep returns at once (the loop reads again)."""
+
     def stopped(self) -> bool:
         return False
+
+    def attach(self, party: int) -> None:
+        pass
+
+    def ring(self, party: int) -> None:
+        pass
+
+    def sleep_until(self, party: int, ready) -> None:
+        pass
 
 
 class _Value:

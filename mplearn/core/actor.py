@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mplearn.core import iqn
-from mplearn.core.channels import AgentChannel, Rendezvous
+from mplearn.core.channels import ACTOR_PARTY, AgentChannel, Rendezvous, learner_party
 from mplearn.core.config import Config, InjectedFault
 from mplearn.core.weights import WeightSubscriber, build_network
 from mplearn.envs import EnvSpec, make_agent_envs
@@ -154,21 +154,29 @@ class Actor:
 def actor_main(config: Config, spec: EnvSpec, channels: list[AgentChannel], seeds: list[int],
                rendezvous: Rendezvous, *, records) -> None:
     """Process entry point: act for every agent until ``total_env_steps``."""
+    rendezvous.attach(ACTOR_PARTY)
     actor = Actor(config, spec, channels, seeds)
     actor.first_pull()
     total, round_steps = config.total_env_steps, config.sync_interval
+    learners = [learner_party(ch.agent_id) for ch in channels]
+
+    def caught_up() -> bool:
+        return not actor.learners_behind()
+
     try:
         if config.mode == "lockstep":
             while actor.env_steps < total:
                 for _ in range(min(round_steps, total - actor.env_steps)):
                     actor.step(records)
-                rendezvous.wait()  # learners train on this round's data
-                rendezvous.wait()  # ... and publish; the next round pulls their weights
+                rendezvous.wait(ACTOR_PARTY)  # learners train on this round's data
+                rendezvous.wait(ACTOR_PARTY)  # ... and publish; the next round pulls their weights
         else:
             while actor.env_steps < total and not rendezvous.stopped():
-                while actor.learners_behind() and not rendezvous.stopped():
-                    time.sleep(0.0002)  # the learner lags more than the bound allows
+                # A learner lags more than the bound allows: sleep until one catches up.
+                rendezvous.sleep_until(ACTOR_PARTY, caught_up)
                 actor.step(records)
+                for party in learners:  # new data: wake a learner that waits for it
+                    rendezvous.ring(party)
         actor.record(records)
     finally:
         actor.close()

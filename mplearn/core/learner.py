@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from mplearn.core import iqn
-from mplearn.core.channels import AgentChannel, Rendezvous
+from mplearn.core.channels import ACTOR_PARTY, AgentChannel, Rendezvous, learner_party
 from mplearn.core.config import Config, InjectedFault
 from mplearn.core.replay import Batch
 from mplearn.core.weights import WeightPublisher, make_train_copy
@@ -253,24 +253,28 @@ def _total_norm(params, foreach: bool | None) -> torch.Tensor:
 def learner_main(config: Config, spec: EnvSpec, channel: AgentChannel, seed: int,
                  rendezvous: Rendezvous, *, records) -> None:
     """Process entry point: one agent's learner, in lockstep rounds or free-running."""
+    party = learner_party(channel.agent_id)
+    rendezvous.attach(party)
     learner = Learner(config, spec, channel, seed)
     total = config.total_env_steps
     if config.mode == "lockstep":
         last_round = False
         while not last_round:
-            rendezvous.wait()  # the actor finished its round and waits for us
+            rendezvous.wait(party)  # the actor finished its round and waits for us
             # Read now, while the actor waits: after the next wait it races ahead.
             last_round = channel.env_steps.value >= total
             learner.train_owed(records)
-            rendezvous.wait()  # the round is over
+            rendezvous.wait(party)  # the round is over
     else:
         while not rendezvous.stopped():
             env_steps = channel.env_steps.value  # read once: the actor may step in between
             if learner.updates_owed(env_steps) > 0:
                 learner.update()
                 learner.maybe_record(records)
+                rendezvous.ring(ACTOR_PARTY)  # the actor may wait for this learner to catch up
             elif env_steps >= total:
                 break
-            else:
-                time.sleep(0.0002)  # the update-to-data ratio says wait for data
+            else:  # the update-to-data ratio says wait for data: sleep until the next step
+                rendezvous.sleep_until(
+                    party, lambda seen=env_steps: channel.env_steps.value != seen)
     learner.finish(records)

@@ -82,7 +82,9 @@ class ReplayBuffer:
     """Fixed-capacity circular buffer; all fields live in one SharedMemory segment.
 
     Pass it to a spawn child as a Process argument: only the segment name and the shared
-    counter are pickled, and the child re-attaches to the same memory.
+    counter are pickled, and the child re-attaches to the same memory, by name: so only until
+    the owner unlinks the name (System does once every worker has attached; the memory stays
+    until the last process using it closes it or exits).
 
     Accepted limitations, traded for an actor that never waits on a lock: once full, a
     sample can race with the writer overwriting the same slot and copy a half-written
@@ -121,6 +123,10 @@ class ReplayBuffer:
         # pickle them by value and the child would write into a private copy.
         if not self._fixes.replay_by_name:
             state["arrays"] = self._arrays  # the naive buffer: arrays by value, counter shared
+        if "arrays" not in state and self._owner and not self._finalizer.alive:
+            # By name, after System unlinked it: a process could not attach to it any more.
+            raise RuntimeError("ReplayBuffer: its name is unlinked, no other process can attach "
+                               "to it now (System unlinks it once every worker has attached)")
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -215,7 +221,8 @@ class ReplayBuffer:
             self._shm.close()
 
     def unlink(self) -> None:
-        """Destroy the segment (owner only; idempotent). Call after close()."""
+        """Remove the segment's name (owner only; idempotent). Processes that have it open
+        keep using it; the memory is freed when the last of them closes it or exits."""
         if not self._owner:
             raise RuntimeError("only the process that created the ReplayBuffer may unlink it")
         self._finalizer()  # a finalizer runs at most once, which makes this idempotent

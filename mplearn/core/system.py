@@ -27,14 +27,19 @@ import numpy as np
 import torch
 
 from mplearn.core.actor import Actor, actor_main
-from mplearn.core.channels import AgentChannel, Rendezvous
+from mplearn.core.channels import AgentChannel, Rendezvous, named_semaphores, unlink_semaphores
 from mplearn.core.config import Config, ConfigError
 from mplearn.core.learner import Learner, learner_main, resolve_device
 from mplearn.core.metrics import Collector, Result
 from mplearn.core.replay import ReplayBuffer, check_shared_memory
+from mplearn.core.resources import check_resources
+from mplearn.core.watchdog import Stall, Watchdog, culprit, duties, is_stopped
 from mplearn.core.weights import create_shared_model
 from mplearn.core.workers import DONE, ERROR, worker_main
 from mplearn.envs import env_spec
+
+# What stop() keeps of its timeout for the last resort (terminate, then kill, the workers left).
+_CLEANUP_S = 1.5
 
 
 class WorkerError(RuntimeError):
@@ -50,28 +55,50 @@ def _killed(processes: list) -> bool:
     return any(p.exitcode is not None and p.exitcode < 0 for p in processes)
 
 
-def _cleanup(processes: list, buffers: list, rendezvous: Rendezvous | None) -> None:
-    """Last resort (also run by the finalizer): stop, terminate, kill, unlink. Idempotent.
+def _join(processes: list, seconds: float) -> None:
+    """Join every process, all within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    for p in processes:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
 
-    A Ctrl-C waits until it is done (a few seconds at most): cut short, it would leave workers
-    and shared memory behind, and a finalizer runs only once."""
+
+def _kill_stopped(processes: list, also: tuple[str, ...] = ()) -> None:
+    """SIGKILL the workers stopped by a signal (and those named in ``also``): a stopped process
+    cannot exit, nor release a lock it holds, until continued (even SIGTERM waits); SIGKILL ends
+    it at once."""
+    doomed = [p for p in processes
+              if p.exitcode is None and (p.name in also or is_stopped(p.pid))]
+    for p in doomed:
+        p.kill()
+    _join(doomed, 0.5)
+
+
+def _cleanup(processes: list, buffers: list, rendezvous: Rendezvous | None,
+             semaphores: list) -> None:
+    """Last resort (also run by the finalizer): stop, terminate, kill, unlink. Idempotent, and
+    done within ``_CLEANUP_S`` (plus half a second for a stopped worker).
+
+    A Ctrl-C waits until it is done: cut short, it would leave workers and shared memory
+    behind, and a finalizer runs only once."""
     with _sigint_deferred():
-        # A worker killed inside the barrier's or the event's lock leaves it held for ever: then
-        # asking the others to stop would block; terminate them instead.
-        if rendezvous is not None and not _killed(processes):
-            rendezvous.stop()
-            for p in processes:
-                p.join(timeout=1.0)
+        _kill_stopped(processes)
+        if rendezvous is not None:
+            # A worker killed inside the barrier's lock leaves it held for ever: then aborting
+            # the barrier would block; the others are terminated instead.
+            rendezvous.stop(barrier=not _killed(processes))
+            _join(processes, _CLEANUP_S / 3)
         for p in processes:
             if p.is_alive():
                 p.terminate()
-                p.join(timeout=1.0)
+        _join(processes, _CLEANUP_S / 3)
+        for p in processes:
             if p.is_alive():
                 p.kill()
-                p.join(timeout=1.0)
+        _join(processes, _CLEANUP_S / 3)
         for b in buffers:
             b.close()
             b.unlink()
+        unlink_semaphores(semaphores)
 
 
 def _private(model: torch.nn.Module) -> None:
@@ -129,6 +156,7 @@ class System:
         self._sources = source_models or [None] * config.n_agents
         self.spec = env_spec(config.env_id, config.env_kwargs)
         resolve_device(config.device)
+        check_resources(config, self.spec, source_models)  # memory, open files, models
         check_shared_memory(config.n_agents, min(config.buffer_size, config.total_env_steps),
                             self.spec.obs_shape, config.replay_obs_dtype)
         self._ctx = mp.get_context("spawn")
@@ -138,6 +166,9 @@ class System:
         self._done: set[str] = set()
         self.error: WorkerError | None = None
         self._records = self._rendezvous = self._actor = None  # start() sets, stop() drops them
+        self._semaphores: list = []  # named: unlinked once every worker has opened them
+        self._watchdog = Watchdog(config.stall_timeout_s)
+        self._stalled: list[str] = []  # workers the watchdog found stuck: killed by stop()
         self.shared_models: list = []
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -168,8 +199,16 @@ class System:
             torch.manual_seed(c.seed)  # paired runs: the same seed gives the same initial weights
             self.shared_models = [create_shared_model(c, source, spec=self.spec)
                                   for source in self._sources]
-        self.buffers = [ReplayBuffer(c.buffer_size, self.spec.obs_shape, ctx, c.fixes,
-                                     c.replay_obs_dtype) for _ in range(n)]
+        if c.mode != "inline":
+            self._records = ctx.Queue()
+            self._rendezvous = Rendezvous(ctx, n + 1, lockstep=c.mode == "lockstep")
+            self._semaphores += named_semaphores(self._records, self._rendezvous)
+        # From here on, what is made is undone however start() ends (it calls the finalizer).
+        self.buffers: list[ReplayBuffer] = []
+        self._finalizer = weakref.finalize(self, _cleanup, self._processes, self.buffers,
+                                           self._rendezvous, self._semaphores)
+        self.buffers += [ReplayBuffer(c.buffer_size, self.spec.obs_shape, ctx, c.fixes,
+                                      c.replay_obs_dtype) for _ in range(n)]
         self.channels = [
             AgentChannel(i, self.shared_models[i], self.buffers[i],
                          epsilon=ctx.Value("d", c.epsilon_start, lock=False),
@@ -177,25 +216,43 @@ class System:
                          updates=ctx.Value("q", 0, lock=False))
             for i in range(n)
         ]
-        self._rendezvous = Rendezvous(ctx, n + 1, lockstep=c.mode == "lockstep")
-        self._finalizer = weakref.finalize(self, _cleanup, self._processes, self.buffers,
-                                           self._rendezvous)
         self._collector = Collector(n, time.time())
         self._start_time = time.perf_counter()
         if c.mode == "inline":
+            self._unlink_names()  # nobody else attaches
             self._records = queue.SimpleQueue()
             self.inline_seconds = {"act": 0.0, "learn": 0.0}  # where inline time goes
             self._actor = Actor(c, self.spec, self.channels, actor_seeds)
             self._actor.first_pull()
             self._learners = [Learner(c, self.spec, ch, s)
                               for ch, s in zip(self.channels, learner_seeds, strict=True)]
-        else:
-            self._records = ctx.Queue()
-            self._spawn("actor", actor_main, c, self.spec, self.channels, actor_seeds,
+            return
+        self._spawn("actor", actor_main, c, self.spec, self.channels, actor_seeds,
+                    self._rendezvous)
+        for ch, s in zip(self.channels, learner_seeds, strict=True):
+            self._spawn(f"learner-{ch.agent_id}", learner_main, c, self.spec, ch, s,
                         self._rendezvous)
-            for ch, s in zip(self.channels, learner_seeds, strict=True):
-                self._spawn(f"learner-{ch.agent_id}", learner_main, c, self.spec, ch, s,
-                            self._rendezvous)
+        self._await_attached()
+        self._unlink_names()
+
+    def _await_attached(self) -> None:
+        """Wait until every worker has opened what it shares (it unpickled its arguments), has
+        exited, or is stuck (the watchdog: its CPU time stays put while it starts)."""
+        while self.error is None:
+            starting = [p for i, p in enumerate(self._processes)
+                        if not self._rendezvous.attached[i] and p.exitcode is None]
+            if not starting:
+                return
+            self._drain(0.05)
+            self._check_processes()
+
+    def _unlink_names(self) -> None:
+        """Remove the run's names from /dev/shm (replay segments, semaphores): every process
+        that needs them has them open, and nothing then outlives the processes using it, even
+        when they all die at once (a killed process group or Jupyter kernel)."""
+        for b in self.buffers:
+            b.unlink()
+        unlink_semaphores(self._semaphores)
 
     def _spawn(self, name: str, target: Callable, *args) -> None:
         p = self._ctx.Process(target=worker_main,
@@ -301,19 +358,45 @@ class System:
                 self._drain(0.2)  # its traceback may still be in the queue
                 if self.error is None:
                     self.error = WorkerError(p.name, f"process exited with code {p.exitcode}")
+        if self.error is None:
+            stall = self._watch()
+            if stall is not None:
+                self._stalled.append(stall.name)
+                self.error = WorkerError(stall.name, str(stall))
+
+    def _watch(self) -> Stall | None:
+        """The worker to blame, if the watchdog finds one stuck."""
+        rv = self._rendezvous
+        duty = duties(self.config, [ch.env_steps.value for ch in self.channels], self.updates,
+                      rv.arrived, rv.passed)
+        stalls = []
+        for i, p in enumerate(self._processes):
+            if p.name in self._done or p.exitcode is not None:
+                continue
+            progress, waited_on = duty[i]
+            # Until it has attached, a worker also holds up the unlinking of the run's names.
+            stalls.append(self._watchdog.check(p.name, p.pid, progress,
+                                               waited_on or not rv.attached[i]))
+        return culprit(stalls, self.config.stall_timeout_s)
 
     def stop(self, timeout: float = 10.0) -> Result:
-        """Stop every worker, collect what they sent, free shared memory. Safe to call twice."""
+        """Stop every worker, collect what they sent, free shared memory. Safe to call twice.
+        Ends within ``timeout``: a worker that does not stop when asked is terminated, then
+        killed; one stopped by a signal (it could not stop) is killed at once."""
         if not self._started or self._stopped:
             return self.result()
         self._stopped = True
         self.wall_s = time.perf_counter() - self._start_time
+        deadline = time.monotonic() + timeout - _CLEANUP_S  # the rest for _cleanup
         try:
             if self.config.mode != "inline":
+                # A stuck worker (found by the watchdog, or stopped by a signal) will not stop
+                # when asked: kill it now; then the others are terminated, as after any kill
+                # (they may wait on it, or on a lock it held).
+                _kill_stopped(self._processes, also=tuple(self._stalled))
                 if not _killed(self._processes):
                     if not self.done:
                         self._rendezvous.stop()
-                    deadline = time.monotonic() + timeout
                     while (any(p.is_alive() for p in self._processes)
                            and time.monotonic() < deadline):
                         self._drain(0.05)
@@ -326,8 +409,8 @@ class System:
 
     def _release(self) -> None:
         """Drop what a stopped System would otherwise hold until it is collected: the records
-        queue and the stop event (named semaphores in /dev/shm, pipes), the inline actor's
-        environments, the shared models' memory (copied out: the weights stay readable)."""
+        queue and the rendezvous (pipes, semaphores), the inline actor's environments, the
+        shared models' memory (copied out: the weights stay readable)."""
         if self._actor is not None:
             self._actor.close()
         self._records = self._rendezvous = None

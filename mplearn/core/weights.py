@@ -128,6 +128,13 @@ class WeightPublisher:
                     shared.copy_(trained)
 
 
+def _backoff(waits: int) -> float:
+    """Seconds a reader sleeps while a write is in progress: a yield for as long as a write
+    lasts (an optimizer step), then longer and longer (5 ms at most), so that a writer that is
+    stopped or hung does not cost the reader a whole core."""
+    return 0.0 if waits < 64 else min(0.005, 1e-5 * 2 ** min(waits - 64, 10))
+
+
 class WeightSubscriber:
     """The actor's side: keeps a local copy of the shared online network."""
 
@@ -176,10 +183,12 @@ class WeightSubscriber:
         return version
 
     def _copy_consistent(self) -> int:
+        waits = 0
         while True:
             before = int(self._seq)
-            if before % 2 == 1:
-                time.sleep(0)  # a write is in progress; let the writer finish
+            if before % 2 == 1:  # a write is in progress; let the writer finish
+                time.sleep(_backoff(waits))
+                waits += 1
                 continue
             version = self._copy_once()
             self.checked += 1

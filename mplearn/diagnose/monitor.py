@@ -178,8 +178,10 @@ class Monitor:
                                               "the actor: "))
 
     def _stalled(self, i: int, updates: int, env_steps: int) -> None:
-        """Updates owed while the count stays put for ``stall_s`` seconds: the learner is dead
-        or stuck (a busy machine delays a learner by seconds, not by half a minute)."""
+        """Updates owed while the count stays put for ``stall_s`` seconds: the learner is
+        stopped, hung or dead, whatever the cause (a busy machine delays a learner by seconds,
+        not by half a minute). A stall, not a learning issue: the System's watchdog raises it
+        as a WorkerError too."""
         owed = self.config.updates_owed(env_steps) - updates
         now = time.monotonic()
         last_updates, since = self._stall.get(i, (updates, now))
@@ -188,12 +190,7 @@ class Monitor:
             return
         self._stall[i] = (last_updates, since)
         if now - since >= self.stall_s:
-            self._add(Finding(
-                "step_counter", False,
-                f"agent {i}: the learner made no update for {now - since:.0f} s with {owed} "
-                "updates owed",
-                "a learner that died (an uninitialised counter, a device/dtype error) leaves "
-                "the actor acting with old weights: watch the learner process"))
+            self._add(rules.stalled(now - since, owed, f"agent {i}: "))
 
     def _replay(self) -> None:
         buffers = self.system.buffers

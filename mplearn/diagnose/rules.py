@@ -26,6 +26,17 @@ class Finding:
 
 # A violation that is real but none of the catalogue's issues: said so, never guessed.
 NOT_CATALOGUED = "not_in_catalogue"
+# A process that stopped making progress (stopped, hung, dead): no learning issue either.
+STALL = "stall"
+
+
+def stalled(seconds: float, owed: int, where: str = "") -> Finding:
+    """A learner whose update count stayed put for ``seconds`` with ``owed`` updates to do."""
+    return Finding(STALL, False,
+                   f"{where}the learner made no update for {seconds:.0f} s with {owed} updates "
+                   "owed",
+                   "its process is stopped, hung or dead: System's watchdog raises a WorkerError "
+                   "naming it and its state (stopped, sleeping, running) after stall_timeout_s")
 
 
 def weights_moved(change: float, updates: int, where: str = "") -> Finding:
