@@ -6,6 +6,7 @@ A bad argument or config value exits 2 with a one-line message naming it, withou
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -286,8 +287,9 @@ def _readme_tables(out: Path) -> str:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from mplearn.lab.experiments import SchedulerError, reproduce, select
 
-    if args.budget_s is not None and not args.budget_s > 0:  # nan fails it too
-        raise UsageError(f"--budget-s: must be a number of seconds > 0, got {args.budget_s}")
+    # 0 starts nothing and rewrites the manifests; nan fails the test too
+    if args.budget_s is not None and not (0 <= args.budget_s < math.inf):
+        raise UsageError(f"--budget-s: must be a number of seconds >= 0, got {args.budget_s}")
     if args.steps is not None and args.steps > STEPS_MAX:  # scaling a scenario would overflow
         raise UsageError(f"--steps: must be <= {STEPS_MAX} (2**48), got {shown(args.steps)}")
     if args.tables_only:
