@@ -198,6 +198,7 @@ def test_peers_resumes_past_a_line_cut_short_and_reads_only_matching_runs(tmp_pa
     monkeypatch.setattr(peers, "run_one", lambda name, seed, *rest: ran.append((name, seed))
                         or record(name, seed, solved_at=30_000))
     monkeypatch.setattr(peers, "ProcessPoolExecutor", _InlinePool)
+    monkeypatch.setattr(peers, "check_requirements", lambda systems: None)  # no SB3 needed
     out = peers.build(["--systems", "sb3-qrdqn", "mplearn-inline", "--seeds", "11", "12",
                        "--out", str(out_file)])()
     # Seed 12 starts with the next system in turn; the run already in the file is skipped.
