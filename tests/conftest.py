@@ -225,3 +225,12 @@ def subprocess_env():
 def module_subprocess_env():
     """``subprocess_env`` for a module-scoped fixture; checked after the module's tests."""
     yield from _subprocess_env()
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (Linux /proc)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

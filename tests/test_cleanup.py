@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ShmWatch, descendants, mapped_shm_inodes, shm_inodes
+from conftest import ShmWatch, alive, descendants, mapped_shm_inodes, shm_inodes
 
 from mplearn import Config, System
 
@@ -58,14 +58,6 @@ print(" ".join(str(p.pid) for p in system._processes))
 def named(inodes: set[int], before: dict[str, int]) -> list[str]:
     """Entries of /dev/shm with one of these inodes that were not there before."""
     return sorted(n for n, i in shm_inodes().items() if i in inodes and before.get(n) != i)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def settle(check, timeout: float = GRACE_S):

@@ -27,7 +27,7 @@ import weakref
 from pathlib import Path
 
 import pytest
-from conftest import child_pids, shm_entries
+from conftest import alive, child_pids, shm_entries
 
 import mplearn.core.system
 from mplearn import Config, System, WorkerError
@@ -107,14 +107,6 @@ def poll_until(system: System, ready) -> None:
 def learning(system: System) -> bool:
     """Acting and learning both under way."""
     return min(system.updates) >= 5 and bool(system.episodes(0))
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def assert_released(system: System, entries: set[str]) -> None:
