@@ -15,7 +15,7 @@ import torch
 
 from mplearn import Config
 from mplearn.__main__ import main
-from mplearn.bench import BENCHMARKS, build, gpu, notebooks, publish, throughput
+from mplearn.bench import BENCHMARKS, build, gpu, notebooks, profile, publish, throughput
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -247,3 +247,16 @@ class _InlinePool:
         future = Future()
         future.set_result(fn(*args))
         return future
+
+
+def test_profile_floor_replays_every_matrix_product_of_one_update():
+    out = build("profile", ["--warmup", "300", "--calls", "10", "--repeats", "1",
+                            "--top", "60"])()
+    floor = out["floor"]
+    # The floor's GEMMs are the ones the profiled update makes: its addmm and mm calls.
+    gemm_calls = sum(o["calls"] for o in out["update"]["top"] if o["op"] in profile.GEMMS)
+    assert floor["gemms"] == round(gemm_calls) > 0
+    for key in ("sample_and_convert_ms", "loss_forward_ms", "step_no_clip_ms", "step_ms",
+                "gemm_ms"):
+        assert positive(floor[key]), key
+    assert "matrix products alone" in profile.table(out)

@@ -5,6 +5,13 @@ state), then the learner's update (sample, convert, loss, backward, clip, Adam, 
 the actor's env step are each timed without the profiler (best of ``--repeats`` loops) and then
 profiled. Each op gets its calls and self CPU time per update (or per env step); the profiler's
 own overhead inflates its totals, so the untimed figures are the ones to quote.
+
+The ``floor`` part says how far down the update can go without changing what it computes: the
+same learner's IQN loss, backward, clip and Adam on one fixed batch with none of the learner's
+bookkeeping (sampling, records, the publish lock), and the matrix products alone (every
+``addmm``/``mm`` of one update, replayed at the shapes the profiler recorded). What separates
+the update from the GEMM floor is elementwise work on [B*N, H] activations and the dispatch of
+~750 small ops a step.
 """
 
 from __future__ import annotations
@@ -13,11 +20,16 @@ import queue
 import time
 
 import torch
+from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from mplearn.bench.common import machine, parse_set, parser, positive
+from mplearn.core import iqn
 from mplearn.core.config import Config
+from mplearn.core.learner import Learner
 from mplearn.core.system import System
+
+GEMMS = ("aten::addmm", "aten::mm")
 
 
 def _best_ms(fn, calls: int, repeats: int) -> float:
@@ -45,6 +57,58 @@ def _ops(fn, calls: int, top: int) -> dict:
             "op_calls": round(sum(e.count for e in events) / calls, 1), "top": ops}
 
 
+def _gemm_shapes(fn) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The (mat1, mat2) shapes of every matrix product one call of ``fn`` makes."""
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        fn()
+    shapes = []
+    for e in prof.events():
+        if e.name in GEMMS:
+            mats = [tuple(s) for s in e.input_shapes if len(s) == 2]
+            shapes.append((mats[-2], mats[-1]))  # addmm: (bias, mat1, mat2); mm: (mat1, mat2)
+    return shapes
+
+
+def floor(learner: Learner, calls: int, repeats: int) -> dict:
+    """The update's parts on one fixed batch, and the GEMM floor (see the module's doc)."""
+    c, model = learner.config, learner.model
+    online, target, optimizer = model.qnetwork_local, model.qnetwork_target, model.optimizer
+    batch = learner.channel.buffer.sample(c.batch_size, learner.rng)
+    t = learner.to_tensors(batch)
+
+    def loss():
+        return iqn.iqn_loss(
+            online, target, t["obs"], t["actions"], t["rewards"], t["next_obs"],
+            t["terminated"], gamma=t["discounts"], num_tau_samples=c.num_tau_samples,
+            num_tau_prime_samples=c.num_tau_prime_samples,
+            num_quantile_samples=c.num_quantile_samples, kappa=c.kappa,
+            double_dqn=c.double_dqn, generator=learner.generator)[0]
+
+    def step(clip: bool) -> None:
+        value = loss()
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(online.parameters(), c.max_grad_norm, foreach=True)
+        optimizer.step()
+
+    matrices = [(torch.randn(a), torch.randn(b)) for a, b in _gemm_shapes(lambda: step(True))]
+
+    def gemms() -> None:
+        for a, b in matrices:
+            torch.mm(a, b)
+
+    return {"sample_and_convert_ms": _best_ms(
+                lambda: learner.to_tensors(learner.channel.buffer.sample(c.batch_size,
+                                                                         learner.rng)),
+                calls, repeats),
+            "loss_forward_ms": _best_ms(loss, calls, repeats),
+            "step_no_clip_ms": _best_ms(lambda: step(False), calls, repeats),
+            "step_ms": _best_ms(lambda: step(True), calls, repeats),
+            "gemms": len(matrices),
+            "gemm_ms": _best_ms(gemms, calls, repeats)}
+
+
 def run(config: Config, warmup: int, calls: int, repeats: int, top: int) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the workers and the inline rounds run
@@ -69,6 +133,7 @@ def run(config: Config, warmup: int, calls: int, repeats: int, top: int) -> dict
             out["update"] = _ops(update, calls, top)
             out["env_step"] = _ops(step, calls, top)
             out["inline_ms_per_step"] = out["update_ms"] + out["env_step_ms"]
+            out["floor"] = floor(learner, calls, repeats)  # last: its Adam steps move weights
     finally:
         torch.set_num_threads(threads)
     out["load_avg_1m_after"] = machine()["load_avg_1m"]
@@ -81,6 +146,13 @@ def table(out: dict) -> str:
              f"inline step {out['inline_ms_per_step']:.3f} ms (best of "
              f"{out['config']['repeats']} x {out['config']['calls']}; load "
              f"{out['machine']['load_avg_1m']} -> {out['load_avg_1m_after']})"]
+    f = out.get("floor")
+    if f:
+        lines.append(
+            f"floor: IQN loss forward {f['loss_forward_ms']:.3f} ms; loss, backward, clip and "
+            f"Adam on a fixed batch {f['step_ms']:.3f} ms ({f['step_no_clip_ms']:.3f} without "
+            f"the clip); sample and convert {f['sample_and_convert_ms']:.3f} ms; its "
+            f"{f['gemms']} matrix products alone {f['gemm_ms']:.3f} ms")
     for part in ("update", "env_step"):
         p = out[part]
         lines.append(f"\n{part}: profiled {p['profiled_ms']:.3f} ms, {p['op_calls']} op calls")
