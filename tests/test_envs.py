@@ -23,6 +23,8 @@ from mplearn.envs.probes import PROBE_GAMMA, PROBES, Distribution, compare
 def test_check_env_passes_without_warnings(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the checker reports most problems as warnings
+        if env_id == "mplearn/SlowCartPole-v0":  # CartPole-v1's own space: unbounded velocities
+            warnings.filterwarnings("ignore", message=".*(minimum|maximum) value is -?infinity")
         env = gym.make(env_id)
         check_env(env.unwrapped)
         env.close()
@@ -179,3 +181,44 @@ def test_bad_env_kwargs_fail_naming_the_field():
     with pytest.raises(ConfigError, match=r"^env_kwargs: expected a dict"):
         Config(env_kwargs=[("size", 3)])
     assert hash(Config(env_kwargs={"size": 3})) == hash(Config())  # kwargs are not hashed
+
+
+# --- SlowCartPole: CartPole-v1 with a latency per step -------------------------------------------
+
+def test_slow_cartpole_is_cartpole_v1_step_for_step_and_waits_its_latency():
+    import time
+
+    from mplearn.envs.slow import SLOW_CARTPOLE
+
+    slow = gym.make(SLOW_CARTPOLE, step_latency_s=0.002)
+    plain = gym.make("CartPole-v1")
+    assert slow.spec.max_episode_steps == plain.spec.max_episode_steps == 500
+    assert np.array_equal(slow.reset(seed=7)[0], plain.reset(seed=7)[0])
+    steps, start, done = 0, time.perf_counter(), False
+    while not done:
+        action = (steps // 3) % 2
+        a, b = slow.step(action), plain.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1:4] == b[1:4]
+        steps, done = steps + 1, a[2] or a[3]
+    # sleep() never returns early: the latency is a lower bound on each step's wall time
+    assert time.perf_counter() - start >= steps * 0.002
+
+
+@pytest.mark.parametrize("latency", [-0.001, float("nan"), 2.0, "1ms", True])
+def test_slow_cartpole_refuses_a_bad_latency_in_one_line_naming_it(latency):
+    from mplearn.envs.slow import SLOW_CARTPOLE
+
+    with pytest.raises(ValueError, match=r"^env_kwargs: .*step_latency_s") as info:
+        env_spec(SLOW_CARTPOLE, {"step_latency_s": latency})
+    assert "\n" not in str(info.value)
+
+
+def test_the_scheduler_counts_the_slow_envs_latency_in_a_runs_cost():
+    from mplearn.envs.slow import SLOW_CARTPOLE
+    from mplearn.lab.experiments import RunSpec
+
+    base = Config(mode="async", total_env_steps=10_000, updates_per_step=0.05)
+    plain = RunSpec(base).cost_s()
+    slow = RunSpec(base.replace(env_id=SLOW_CARTPOLE,
+                                env_kwargs={"step_latency_s": 0.003})).cost_s()
+    assert slow == pytest.approx(plain - 10_000 * 0.13e-3 + 10_000 * (0.13e-3 + 0.003))

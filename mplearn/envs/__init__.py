@@ -9,6 +9,8 @@ gymnasium here, on ``import mplearn``, so that spawned workers find them:
 * ``mplearn/DeepSea-v0``: the hard-exploration chain (``chain.py``)
 * ``mplearn/TreasureHunt-v0``: the multi-agent gridworld, one agent per gymnasium env
   (``treasure.py``)
+* ``mplearn/SlowCartPole-v0``: CartPole-v1 with a fixed latency per step, an actor as slow as a
+  real simulator (``slow.py``)
 """
 
 from __future__ import annotations

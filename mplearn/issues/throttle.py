@@ -7,6 +7,7 @@ import math
 
 from mplearn.core.fixes import Fixes
 from mplearn.core.system import train
+from mplearn.envs.slow import SLOW_CARTPOLE
 from mplearn.issues.base import (
     BASE,
     CARTPOLE_MARGIN,
@@ -61,11 +62,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The learner not held to the update-to-data ratio (the actor still waits for a learner "
         "that falls behind). An update costs about 17 actor steps, so the learner can run "
         "ahead only when the ratio asked is low: 0.05 updates per env step. Async (2 agents on "
-        "one actor), where timing decides whether it ever gets ahead, and lockstep rounds, "
-        "where the unthrottled learner updates at least once per 10-step round (ratio 0.1).",
+        "one actor), where timing decides whether it ever gets ahead; lockstep rounds, "
+        "where the unthrottled learner updates at least once per 10-step round (ratio 0.1); "
+        "and async with an actor as slow as a real simulator (CartPole with 1 ms of latency a "
+        "step, mplearn/SlowCartPole-v0), where the learner has ~10x the time the ratio needs.",
         "async", overrides={"updates_per_step": 0.05},
         conditions=(Condition("async, 2 agents", {"n_agents": 2}),
-                    Condition("lockstep", {"mode": "lockstep"})),
+                    Condition("lockstep", {"mode": "lockstep"}),
+                    Condition("async, slow env", {"env_id": SLOW_CARTPOLE})),
         margin=CARTPOLE_MARGIN,
         manipulation=Manipulation(
             "updates done / updates the ratio allows", updates_over_allowed,

@@ -46,6 +46,7 @@ from mplearn.core.fixes import Fixes
 from mplearn.core.metrics import FINAL_EPISODES, library_versions
 from mplearn.core.system import System
 from mplearn.core.workers import ERROR, worker_main
+from mplearn.envs.slow import step_latency_s
 from mplearn.issues import issue as catalogue_issue
 from mplearn.issues import scenarios
 from mplearn.issues.base import Scenario, Variant
@@ -98,7 +99,8 @@ class RunSpec:
         every agent; learners run one after another inline, side by side otherwise, and
         overlap the actor in async mode."""
         c = self.config
-        act, learn = c.n_agents * ACT_MS, LEARN_MS * c.updates_per_step
+        act = c.n_agents * (ACT_MS + 1e3 * step_latency_s(c.env_id, c.env_kwargs))
+        learn = LEARN_MS * c.updates_per_step
         per_step = {"inline": act + c.n_agents * learn, "lockstep": act + learn,
                     "async": max(act, learn)}[c.mode]
         return c.total_env_steps * per_step / 1e3

@@ -107,6 +107,8 @@ class ManipulationCheck:
         return self.runs > 0 and self.acted >= ACTED_SHARE * self.runs
 
     def __str__(self) -> str:
+        if self.runs == 0:
+            return f"{self.description}: no broken run to check yet"
         unit = f" {self.unit}" if self.unit else ""
         text = (f"{self.description} {_num(self.broken_median)}{unit} (fixed "
                 f"{_num(self.fixed_median)}), acted in {self.acted}/{self.runs}")
@@ -149,8 +151,12 @@ class Verdict:
     def text(self) -> str:
         """The label as printed: 'harmful (small)', 'inconclusive (~34 pairs needed)'."""
         if self.label == NOT_MEASURED_HERE:
-            why = ("no pair of runs on one machine and torch build" if self.n_pairs == 0 else
-                   "its runs predate the record of the manipulation check")
+            if self.n_pairs > 0:
+                why = "its runs predate the record of the manipulation check"
+            elif self.excluded and all(reason == "missing run" for reason, _ in self.excluded):
+                why = "no runs yet"
+            else:
+                why = "no pair of runs on one machine and torch build"
             return f"{self.label} ({why})"
         if self.small:
             return f"{self.label} (small)"
@@ -170,8 +176,10 @@ class Verdict:
                 else "not declared")
 
     def __str__(self) -> str:
-        parts = [f"{self.where}: {self.text} — fixed - broken = {self.difference_text()} "
-                 f"{self.unit}, {self.n_pairs} pairs, margin {self.margin_text()}"]
+        measured = (f"fixed - broken = {self.difference_text()} {self.unit}, "
+                    if self.n_pairs else "")
+        parts = [f"{self.where}: {self.text} — {measured}{self.n_pairs} pairs, "
+                 f"margin {self.margin_text()}"]
         parts.append(f"manipulation: {self.manipulation or 'not declared'}")
         if self.crashed[0] or self.crashed[1]:
             parts.append(f"crashed: fixed {self.crashed[0]}, broken {self.crashed[1]} of "
@@ -313,8 +321,13 @@ def markdown_table(rows: list[Verdict]) -> str:
         margin = _num(v.margin.value) if v.margin else "not declared"
         check = "not declared" if v.manipulation is None else (
             f"{v.manipulation}: {'passed' if v.manipulation.passed else 'FAILED'}")
-        cells = [f"`{v.issue}`", v.condition or "default", pairs,
-                 f"{v.difference_text()} {v.unit}", margin, check, f"**{v.text}**"]
+        difference = f"{v.difference_text()} {v.unit}"
+        if v.n_pairs == 0:  # no pair yet: nothing measured, no NaN in the table
+            difference = "-"
+            if v.manipulation is not None:
+                check = str(v.manipulation)
+        cells = [f"`{v.issue}`", v.condition or "default", pairs, difference, margin, check,
+                 f"**{v.text}**"]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
