@@ -171,13 +171,20 @@ PEAK = textwrap.dedent("""
                                double_dqn=True)
         loss.backward()
 
+    def status_kib(field):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
     config = Config(**json.loads(sys.argv[1]))
     step(config.replace(num_tau_samples=1, num_tau_prime_samples=1, num_quantile_samples=1))
-    # From the resident size now, not the peak so far: importing torch peaks higher than that.
-    with open("/proc/self/statm") as f:
-        before = int(f.read().split()[1]) * resource.getpagesize()
+    # The peak of this update alone: reset the high-water mark to the resident size now
+    # (Linux: 5 > clear_refs). Comparing the lifetime peak with the resident size now overstated
+    # it when the kernel had reclaimed pages of the imports meanwhile (a loaded machine).
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status_kib("VmRSS")
     step(config)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+    print((status_kib("VmHWM") - before) * 1024)
 """)
 
 
@@ -193,10 +200,7 @@ def test_tau_batch_estimate_against_a_measured_peak(changes):
     measured = int(proc.stdout.split()[-1])
     estimate = resources.FLOAT_BYTES * tau_batch_floats(Config(**changes), CARTPOLE)
     assert measured > 50 * 2**20, measured  # large enough to see above the noise
-    # Lower bound 0.1: one CI run (two suites at once on 2 cores) measured 330 MB against an
-    # estimate of 43.6 MB for 'pairwise', where this machine measures within 0.25-1.3x; cause
-    # not yet found (see the session-4 note).
-    assert 0.1 * measured <= estimate <= 1.3 * measured, (estimate, measured)
+    assert 0.25 * measured <= estimate <= 1.3 * measured, (estimate, measured)
 
 
 def test_the_checks_do_not_touch_the_global_rng():
