@@ -302,3 +302,26 @@ def test_import_pairs_moves_whole_one_machine_pairs_only(tmp_path):
     assert f"{f[1].key}.json" not in machine and f"{b[1].key}.json" not in machine
     assert machine[f"{f[2].key}.json"] == machine[f"{b[2].key}.json"] == "C"
     assert machine[f"{f[3].key}.json"] == machine[f"{b[3].key}.json"] == "A"
+
+
+def test_write_before_publish_counts_every_sampled_row_and_bounds_the_rate(tmp_path):
+    from mplearn.issues import write_before_publish
+
+    folder = tmp_path / "write_before_publish"
+    (folder / "runs").mkdir(parents=True)
+    runs = []
+    for i, (variant, updates, batch, unwritten) in enumerate([
+            ("fixed", 900, 32, 0), ("broken", 1000, 32, 2), ("broken", 500, 64, 0),
+            ("broken", 700, 32, None)]):  # the last predates the record: not counted
+        record = {"updates": [updates], "spec": {"config": {"batch_size": batch}},
+                  "learner": [{"unwritten_sampled": [] if unwritten is None else [unwritten]}]}
+        (folder / "runs" / f"{i}.json").write_text(json.dumps(record))
+        runs.append({"variant": variant, "seed": i, "file": f"runs/{i}.json", "status": "ok"})
+    runs.append({"variant": "broken", "seed": 9, "file": "runs/9.json", "status": "missing"})
+    (folder / "manifest.json").write_text(json.dumps({"runs": runs}))
+    got = write_before_publish.sampled_rows(tmp_path)
+    assert (got.runs, got.rows, got.unwritten) == (2, 1000 * 32 + 500 * 64, 2)
+    none_seen = write_before_publish.SampledRows(1, 10_000, 0)
+    assert none_seen.upper_95 == pytest.approx(1 - 0.05 ** (1 / 10_000))  # ~3 / rows
+    assert 2 / got.rows < got.upper_95 < 7 / got.rows  # Poisson: 6.3 events at 95% for 2 seen
+    assert str(got).startswith("2 unwritten rows among 64,000 rows sampled")

@@ -4,11 +4,14 @@ data/ and the experiments its notebook runs.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from mplearn.core.config import Config
 from mplearn.core.fixes import Fixes
 from mplearn.core.replay import ReplayBuffer
 from mplearn.core.workers import worker_main
@@ -80,6 +83,53 @@ def check() -> CheckResult:
 def unwritten_sampled(record: dict) -> float | None:
     """Rows the learner sampled before they were written."""
     return measures.last(record, "learner", "unwritten_sampled")
+
+
+@dataclass(frozen=True)
+class SampledRows:
+    """Every row the broken arm's learners sampled in the stored runs, and how many of them were
+    not written yet: what a 'never acted' verdict rests on, as a rate with its bound."""
+
+    runs: int
+    rows: int  # rows sampled: updates x batch size, over the runs
+    unwritten: int
+
+    @property
+    def upper_95(self) -> float:
+        """One-sided 95% upper bound on the rate of unwritten rows per sampled row (exact,
+        Clopper-Pearson; about 3 / rows when none was seen)."""
+        from scipy.stats import beta
+
+        if self.rows == 0:
+            return float("nan")
+        return float(beta.ppf(0.95, self.unwritten + 1, self.rows - self.unwritten))
+
+    def __str__(self) -> str:
+        return (f"{self.unwritten:,} unwritten rows among {self.rows:,} rows sampled by the "
+                f"broken arm's learners in {self.runs} stored runs: the rate is below "
+                f"{self.upper_95:.2g} per sampled row (95%, one-sided)")
+
+
+def sampled_rows(root: str | Path = "data") -> SampledRows:
+    """``SampledRows`` of the broken runs stored under ``root`` (``python -m mplearn reproduce
+    write_before_publish``)."""
+    folder = Path(root) / "write_before_publish"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    runs = rows = unwritten = 0
+    for entry in manifest["runs"]:
+        path = folder / entry["file"]
+        if not entry["variant"].startswith("broken") or entry.get("status") == "missing" \
+                or not path.exists():
+            continue
+        record = json.loads(path.read_text())
+        value = unwritten_sampled(record)
+        if value is None:  # a run from before the record existed
+            continue
+        batch = record["spec"]["config"].get("batch_size", Config.batch_size)
+        runs += 1
+        rows += sum(record["updates"]) * batch
+        unwritten += int(value)
+    return SampledRows(runs, rows, unwritten)
 
 
 SCENARIOS: tuple[Scenario, ...] = (

@@ -95,6 +95,20 @@ plots.two_diagnostics_figure(
 print(notebook.verdict("write_before_publish", root=DATA))
 
 # %% [markdown]
+# "Never acted" is itself a measurement. Every row the broken arm's learners sampled in the
+# stored runs, and the largest rate of unwritten rows those counts leave possible:
+
+# %%
+print(issue.sampled_rows(DATA))
+
+# %% [markdown]
+# Why so rare: in the plan's async loop the actor and the learner mostly take turns. The
+# learner samples at the start of its update, right after the previous one ended, while the
+# actor it just woke has not yet counted its next row; the window of a counted-but-unwritten
+# row is the few microseconds of one row's write. A pilot with a free-running actor (a ratio of
+# 0.05 updates per env step, 3 seeds on the 2-core machine) sampled no unwritten row either.
+
+# %% [markdown]
 # ## 5 · Try it
 # The race of section 1 again, fix on and fix off side by side (a few seconds: one writer
 # process). The slider sets how many rows the writer appends to each buffer.
