@@ -102,7 +102,8 @@ print(notebook.verdict("write_before_publish", root=DATA))
 print(issue.sampled_rows(DATA))
 
 # %% [markdown]
-# Why so rare: in the plan's async loop the actor and the learner mostly take turns. The
+# Why so rare, most likely (read from the loop's structure, not measured): in the plan's async
+# loop the actor and the learner mostly take turns. The
 # learner samples at the start of its update, right after the previous one ended, while the
 # actor it just woke has not yet counted its next row; the window of a counted-but-unwritten
 # row is the few microseconds of one row's write. A pilot with a free-running actor (a ratio of
