@@ -66,3 +66,18 @@ def test_an_actor_process_never_sees_a_later_epsilon_attribute():
 def test_an_unknown_bug_name_is_refused():
     with pytest.raises(ValueError, match="^fixed: unknown bug name"):
         script.run(fixed={"no_such_bug"})
+
+
+def _named_semaphores_mapped() -> set[str]:
+    with open("/proc/self/maps") as maps:
+        return {line.split()[-1] for line in maps if "/dev/shm/sem." in line}
+
+
+def test_the_script_holds_no_named_semaphore_that_a_killed_kernel_would_leave():
+    # A notebook keeps what run() returns; Jupyter kills a kernel with its process group, the
+    # resource tracker included, so a named semaphore alive then stays in /dev/shm for good.
+    before = _named_semaphores_mapped()
+    with torch_threads(1):
+        kept = script.run(steps=STEPS, fixed=ALL)
+    assert _named_semaphores_mapped() == before
+    assert kept[1].shared_epsilon.value <= 1.0  # still readable: the value lives on

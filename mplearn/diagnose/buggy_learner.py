@@ -184,7 +184,9 @@ class Learner:
         self.fixed = _check(fixed)
         self.shared, self.gamma = shared, gamma
         self.epsilon = 1.0
-        self.shared_epsilon = mp.get_context("spawn").Value("d", 1.0)  # what the actor reads
+        # What the actor reads. One writer, and an aligned double is written whole: no lock,
+        # hence no named semaphore (one would outlive a notebook kernel killed with its group).
+        self.shared_epsilon = mp.get_context("spawn").Value("d", 1.0, lock=False)
         self.trainer = copy.deepcopy(shared)  # the train copy (deepcopy also copies Adam ...)
         # BUG(optimizer): ... so the copy's optimizer steps the copy's parameters; the bug keeps
         # the shared model's optimizer, whose parameters never receive a gradient.
