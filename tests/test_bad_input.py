@@ -229,6 +229,9 @@ PYTHON_CASES = {
         Config(**SMALL), source_models=[{"weights": 1}])),
     "source_models-too-few": ("source_models: ", lambda: System(
         Config(**{**SMALL, "n_agents": 2}), source_models=[_model()])),
+    # one model where a list of them is asked for (was a TypeError from len())
+    "source_models-one-model-not-a-list": ("source_models: ", lambda: System(
+        Config(**SMALL), source_models=_model())),
 }
 ABSENT = {"device-cuda": torch.cuda.is_available,
           "device-mps": torch.backends.mps.is_available}

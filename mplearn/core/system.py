@@ -150,13 +150,12 @@ class System:
             raise ConfigError(f"config: expected a Config, got {type(config).__name__}")
         self.config = config
         # Everything that can be wrong with the input fails here, before any process starts.
-        if source_models is not None and len(source_models) != config.n_agents:
-            raise ValueError(f"source_models: need one per agent ({config.n_agents}), "
-                             f"got {len(source_models)}")
-        self._sources = source_models or [None] * config.n_agents
         self.spec = env_spec(config.env_id, config.env_kwargs)
         resolve_device(config.device)
-        check_resources(config, self.spec, source_models)  # memory, open files, models
+        # Memory, open files, and source_models (a list of one model or None per agent).
+        check_resources(config, self.spec, source_models)
+        self._sources = list(source_models) if source_models is not None \
+            else [None] * config.n_agents
         check_shared_memory(config.n_agents, min(config.buffer_size, config.total_env_steps),
                             self.spec.obs_shape, config.replay_obs_dtype)
         self._ctx = mp.get_context("spawn")
