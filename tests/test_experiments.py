@@ -325,3 +325,28 @@ def test_write_before_publish_counts_every_sampled_row_and_bounds_the_rate(tmp_p
     assert none_seen.upper_95 == pytest.approx(1 - 0.05 ** (1 / 10_000))  # ~3 / rows
     assert 2 / got.rows < got.upper_95 < 7 / got.rows  # Poisson: 6.3 events at 95% for 2 seen
     assert str(got).startswith("2 unwritten rows among 64,000 rows sampled")
+
+
+def test_startable_keeps_the_order_and_starves_no_run_that_needs_more_cores():
+    from mplearn.lab.experiments import RunSpec, startable
+
+    inline = [RunSpec(Config(mode="inline", seed=i, total_env_steps=5_000)) for i in range(3)]
+    two_cores = RunSpec(Config(mode="async", seed=9, total_env_steps=5_000))  # actor + learner
+    assert [s.cores() for s in (inline[0], two_cores)] == [1, 2]
+    todo = [inline[0], two_cores, inline[1], inline[2]]
+    hour = 3600.0
+    # An idle 2-core cluster: the first run, then the async one does not fit and, in order,
+    # holds back the runs behind it instead of letting them take its cores for good.
+    assert startable(todo, 0, 2, False, True, hour) == [inline[0]]
+    assert startable(todo[1:], 0, 2, False, True, hour) == [two_cores]
+    # Out of order (longest first), later runs may fill the cores.
+    assert startable(todo, 0, 2, False, False, hour) == [inline[0], inline[1]]
+    # On an idle cluster a run larger than it still starts, alone.
+    assert startable([two_cores, inline[0]], 0, 1, False, True, hour) == [two_cores]
+    # A run that cannot end in the time left is passed over, in either order; the slowdown
+    # seen so far scales every cost.
+    long = RunSpec(Config(mode="inline", seed=5, total_env_steps=50_000))
+    left = 2 * inline[0].cost_s()
+    assert long.cost_s() > left
+    assert startable([long, inline[0]], 0, 2, False, True, left) == [inline[0]]
+    assert startable([long, inline[0]], 0, 2, False, True, left, slowdown=3.0) == []

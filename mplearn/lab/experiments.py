@@ -445,6 +445,27 @@ def _client(jobs: int | None, scheduler: str | None):
                 cluster.close()
 
 
+def startable(todo: list[RunSpec], busy: int, jobs: int, any_running: bool, keep_order: bool,
+              seconds_left: float, slowdown: float = 1.0) -> list[RunSpec]:
+    """The specs of ``todo`` to start now, in order: each must fit in the cores left (``jobs``
+    minus ``busy``; one run always fits on an idle cluster) and be expected to end in the
+    seconds left (its cost times the slowdown seen so far). A run that cannot end in time is
+    passed over. With ``keep_order`` a run that does not fit yet holds back the ones after it:
+    pairs stay side by side, and a run that needs more cores (async, several agents) is not
+    starved by the one-core runs queued behind it."""
+    chosen = []
+    for spec in todo:
+        if spec.cost_s() * slowdown > seconds_left:
+            continue
+        if busy + spec.cores() > jobs and (any_running or chosen):
+            if keep_order:
+                break
+            continue
+        chosen.append(spec)
+        busy += spec.cores()
+    return chosen
+
+
 def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = None,
               progress: bool = True, budget_s: float | None = None,
               scheduler: str | None = None, keep_order: bool = False) -> SweepReport:
@@ -480,15 +501,13 @@ def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = Non
 
         def submit() -> None:
             busy = sum(s.cores() for s in running.values())
-            for spec in list(todo):
-                fits = busy + spec.cores() <= jobs or not running
-                if fits and time.time() + spec.cost_s() * slowdown <= deadline:
-                    future = client.submit(run_task, spec, deadline, stop, pure=False,
-                                           key=f"run-{spec.key}-{uuid.uuid4().hex[:8]}")
-                    running[future] = spec
-                    done.add(future)
-                    todo.remove(spec)
-                    busy += spec.cores()
+            for spec in startable(todo, busy, jobs, bool(running), keep_order,
+                                  deadline - time.time(), slowdown):
+                future = client.submit(run_task, spec, deadline, stop, pure=False,
+                                       key=f"run-{spec.key}-{uuid.uuid4().hex[:8]}")
+                running[future] = spec
+                done.add(future)
+                todo.remove(spec)
 
         try:
             submit()
