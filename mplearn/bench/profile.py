@@ -24,7 +24,6 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from mplearn.bench.common import machine, parse_set, parser, positive
-from mplearn.core import iqn
 from mplearn.core.config import Config
 from mplearn.core.learner import Learner
 from mplearn.core.system import System
@@ -72,17 +71,11 @@ def _gemm_shapes(fn) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
 def floor(learner: Learner, calls: int, repeats: int) -> dict:
     """The update's parts on one fixed batch, and the GEMM floor (see the module's doc)."""
     c, model = learner.config, learner.model
-    online, target, optimizer = model.qnetwork_local, model.qnetwork_target, model.optimizer
-    batch = learner.channel.buffer.sample(c.batch_size, learner.rng)
-    t = learner.to_tensors(batch)
+    online, optimizer = model.qnetwork_local, model.optimizer
+    t = learner.to_tensors(learner.channel.buffer.sample(c.batch_size, learner.rng))
 
     def loss():
-        return iqn.iqn_loss(
-            online, target, t["obs"], t["actions"], t["rewards"], t["next_obs"],
-            t["terminated"], gamma=t["discounts"], num_tau_samples=c.num_tau_samples,
-            num_tau_prime_samples=c.num_tau_prime_samples,
-            num_quantile_samples=c.num_quantile_samples, kappa=c.kappa,
-            double_dqn=c.double_dqn, generator=learner.generator)[0]
+        return learner.loss(t)[0]
 
     def step(clip: bool) -> None:
         value = loss()

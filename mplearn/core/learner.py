@@ -108,6 +108,18 @@ class Learner:
             discounts=self.config.gamma ** as_tensor(batch.steps, dtype),  # gamma^n, n-step
         )
 
+    def loss(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The IQN loss of the model on the tensors of a batch, and the mean chosen quantile."""
+        c, model = self.config, self.model
+        return iqn.iqn_loss(
+            model.qnetwork_local, model.qnetwork_target,
+            t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"],
+            gamma=t["discounts"], num_tau_samples=c.num_tau_samples,
+            num_tau_prime_samples=c.num_tau_prime_samples,
+            num_quantile_samples=c.num_quantile_samples, kappa=c.kappa,
+            double_dqn=c.double_dqn, generator=self.generator,
+        )
+
     def train_step(self, batch: Batch) -> tuple[float, float, float]:
         """One optimizer step on ``batch``; returns (loss, pre-clip grad norm, mean Q)."""
         c, model = self.config, self.model
@@ -119,14 +131,7 @@ class Learner:
             _set_mode(self._modules, False)
         model.qnetwork_local.reset_noise(self.generator)
         model.qnetwork_target.reset_noise(self.generator)
-        loss, mean_q = iqn.iqn_loss(
-            model.qnetwork_local, model.qnetwork_target,
-            t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"],
-            gamma=t["discounts"], num_tau_samples=c.num_tau_samples,
-            num_tau_prime_samples=c.num_tau_prime_samples,
-            num_quantile_samples=c.num_quantile_samples, kappa=c.kappa,
-            double_dqn=c.double_dqn, generator=self.generator,
-        )
+        loss, mean_q = self.loss(t)
         model.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = self._params
