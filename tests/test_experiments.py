@@ -17,6 +17,7 @@ from mplearn.core.system import System
 from mplearn.issues import scenarios
 from mplearn.issues.base import Scenario
 from mplearn.lab import experiments as ex
+from mplearn.lab import runstore
 
 TINY = {"learning_starts": 100, "batch_size": 16, "buffer_size": 1000, "log_interval": 20,
         "epsilon_decay_updates": 100}
@@ -63,7 +64,7 @@ def test_sweep_runs_each_spec_and_records_the_crash(swept):
         assert broken["status"] == "crashed"
         assert "mat1 and mat2 must have the same dtype" in broken["error"]
         assert broken["env_steps"] < STEPS  # its partial curve: it died at its first update
-        rec = json.loads((root / "batch_to_device" / broken["file"]).read_text())
+        rec = runstore.read(root / "batch_to_device" / broken["file"])
         assert "learner.py" in rec["traceback"] and rec["episodes"][0][0]
 
 
@@ -78,8 +79,8 @@ def test_paired_variants_share_episodes_until_the_switch_acts(swept):
     (where the broken batch conversion first acts) are identical; other seeds differ."""
     root, _ = swept
     manifest = json.loads((root / "batch_to_device" / "manifest.json").read_text())
-    recs = {(r["variant"], r["seed"]): json.loads((root / "batch_to_device" / r["file"])
-                                                  .read_text()) for r in manifest["runs"]}
+    recs = {(r["variant"], r["seed"]): runstore.read(root / "batch_to_device" / r["file"])
+            for r in manifest["runs"]}
 
     def early(rec):
         steps, rets = rec["episodes"][0]
@@ -168,7 +169,7 @@ def test_sweep_on_an_existing_cluster(tmp_path):
         report = ex.run_sweep(specs, tmp_path, scheduler=cluster.scheduler_address,
                               progress=False)
         assert (report.ran, report.crashed, report.unfinished) == (1, 1, 0)
-        assert all((tmp_path / ex.RUNS / f"{s.key}.json").exists() for s in specs)
+        assert all(runstore.path(tmp_path / ex.RUNS, s.key).exists() for s in specs)
         long = ex.RunSpec(Config(**TINY, mode="lockstep", total_env_steps=100_000, device="cpu"))
         with Client(cluster) as client:
             future = client.submit(ex.run_task, long, time.time() + 120, "stop-test", pure=False)
@@ -270,13 +271,17 @@ def test_a_local_cluster_leaves_this_process_environment_as_it_was():
     assert dict(os.environ) == before
 
 
-def _store(folder, spec, machine: str, sampled: float | None = 0.0) -> None:
-    """A minimal run record of ``spec`` made on ``machine`` (the fields import_pairs reads)."""
+def _store(folder, spec, machine: str, sampled: float | None = 0.0, legacy=False) -> None:
+    """A minimal run record of ``spec`` made on ``machine`` (the fields import_pairs reads),
+    gzipped, or as the plain JSON of runs written before compression (``legacy``)."""
     folder.mkdir(parents=True, exist_ok=True)
     rec = {"machine": {"label": machine}, "versions": {"torch": "2.13.0+cpu"},
            "extras": {}, "learner": [{"unwritten_sampled": [] if sampled is None
                                       else [sampled]}]}
-    (folder / f"{spec.key}.json").write_text(json.dumps(rec))
+    if legacy:
+        (folder / f"{spec.key}.json").write_text(json.dumps(rec))
+    else:
+        runstore.write(runstore.path(folder, spec.key), rec)
 
 
 def test_import_pairs_moves_whole_one_machine_pairs_only(tmp_path):
@@ -289,19 +294,21 @@ def test_import_pairs_moves_whole_one_machine_pairs_only(tmp_path):
     src, dst = tmp_path / "src" / "runs", tmp_path / "data" / "runs"
     assert scenario.manipulation.measure(
         {"learner": [{"unwritten_sampled": [3.0]}], "extras": {}}) is not None
-    _store(src, f[0], "A"), _store(src, b[0], "A")  # seed 0: a pair, data/ has none
+    _store(src, f[0], "A", legacy=True), _store(src, b[0], "A")  # seed 0: data/ has none
     _store(src, f[1], "A"), _store(src, b[1], "B")  # seed 1: split over two machines
     _store(src, f[2], "A"), _store(src, b[2], "A")  # seed 2: data/ already has one: kept
     _store(dst, f[2], "C"), _store(dst, b[2], "C")
     _store(src, f[3], "A"), _store(src, b[3], "A")  # seed 3: data/'s predates the record
-    _store(dst, f[3], "C"), _store(dst, b[3], "C", sampled=None)
+    _store(dst, f[3], "C", legacy=True), _store(dst, b[3], "C", sampled=None)
     counts = ex.import_pairs(tmp_path / "src", tmp_path / "data", [scenario])
     assert counts == {"imported": 2, "kept": 1, "conflict": 0, "absent": 1}
-    machine = {p.name: json.loads(p.read_text())["machine"]["label"] for p in dst.iterdir()}
-    assert machine[f"{f[0].key}.json"] == machine[f"{b[0].key}.json"] == "A"
-    assert f"{f[1].key}.json" not in machine and f"{b[1].key}.json" not in machine
-    assert machine[f"{f[2].key}.json"] == machine[f"{b[2].key}.json"] == "C"
-    assert machine[f"{f[3].key}.json"] == machine[f"{b[3].key}.json"] == "A"
+    # Imported runs are written compressed, replacing a legacy file of the same run.
+    assert all(p.name.endswith(runstore.SUFFIX) for p in dst.iterdir())
+    machine = {p.name[:16]: runstore.read(p)["machine"]["label"] for p in dst.iterdir()}
+    assert machine[f[0].key] == machine[b[0].key] == "A"
+    assert f[1].key not in machine and b[1].key not in machine
+    assert machine[f[2].key] == machine[b[2].key] == "C"
+    assert machine[f[3].key] == machine[b[3].key] == "A"
 
 
 def test_write_before_publish_counts_every_sampled_row_and_bounds_the_rate(tmp_path):
@@ -318,8 +325,11 @@ def test_write_before_publish_counts_every_sampled_row_and_bounds_the_rate(tmp_p
         (folder / "runs" / f"{i}.json").write_text(json.dumps(record))
         runs.append({"variant": variant, "seed": i, "file": f"runs/{i}.json", "status": "ok"})
     runs.append({"variant": "broken", "seed": 9, "file": "runs/9.json", "status": "missing"})
-    (folder / "manifest.json").write_text(json.dumps({"runs": runs}))
-    got = write_before_publish.sampled_rows(tmp_path)
+    (folder / "manifest.json").write_text(json.dumps({
+        "runs": runs, "variants": [{"name": "fixed", "broken": False},
+                                   {"name": "broken", "broken": True}]}))
+    got = write_before_publish.sampled_rows(
+        ex.stored_records("write_before_publish", tmp_path, broken=True))
     assert (got.runs, got.rows, got.unwritten) == (2, 1000 * 32 + 500 * 64, 2)
     none_seen = write_before_publish.SampledRows(1, 10_000, 0)
     assert none_seen.upper_95 == pytest.approx(1 - 0.05 ** (1 / 10_000))  # ~3 / rows
@@ -350,3 +360,22 @@ def test_startable_keeps_the_order_and_starves_no_run_that_needs_more_cores():
     assert long.cost_s() > left
     assert startable([long, inline[0]], 0, 2, False, True, left) == [inline[0]]
     assert startable([long, inline[0]], 0, 2, False, True, left, slowdown=3.0) == []
+
+
+def test_runstore_round_trips_reproducibly_and_compresses_legacy_files(tmp_path):
+    record = {"status": "ok", "episodes": [[[10, 20], [9.5, 12.25]]], "wall_s": 1.5,
+              "learner": [{"loss": [0.125, None]}]}
+    a, b = runstore.path(tmp_path / "a", "k"), runstore.path(tmp_path / "b", "k")
+    runstore.write(a, record)
+    time.sleep(1.1)  # a gzip header time stamp would now differ
+    runstore.write(b, record)
+    assert runstore.read(a) == record and a.read_bytes() == b.read_bytes()
+    assert a.read_bytes()[:2] == b"\x1f\x8b"  # gzip
+    legacy = tmp_path / "old" / "k2.json"
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps(record))
+    assert runstore.find(legacy.parent, "k2") == legacy and runstore.read(legacy) == record
+    assert runstore.compress(legacy.parent) == 1
+    assert not legacy.exists() and runstore.find(legacy.parent, "k2").name == "k2.json.gz"
+    assert runstore.read(runstore.find(legacy.parent, "k2")) == record
+    assert runstore.find(legacy.parent, "absent") is None

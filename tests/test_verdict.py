@@ -14,6 +14,7 @@ from scipy import stats as sps
 
 from mplearn.__main__ import main
 from mplearn.issues.base import Manipulation, Margin, Scenario
+from mplearn.lab import runstore
 from mplearn.lab import verdict as vd
 
 REPO = Path(__file__).resolve().parent.parent
@@ -242,7 +243,7 @@ def test_every_pair_in_data_ran_on_one_machine_and_torch_build():
                 for arm in ("fixed", "broken"):
                     run = next(r for r in manifest["runs"] if r["variant"] == pair[arm]
                                and r["seed"] == row["seed"])
-                    rec = json.loads((path.parent / run["file"]).read_text())
+                    rec = runstore.read(path.parent / run["file"])
                     where[arm] = (rec["machine"]["label"], rec["versions"]["torch"])
                     assert (row[arm]["machine"], row[arm]["torch"]) == where[arm], path
                 if where["fixed"] != where["broken"]:

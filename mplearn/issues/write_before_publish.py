@@ -4,10 +4,9 @@ data/ and the experiments its notebook runs.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -110,18 +109,11 @@ class SampledRows:
                 f"{self.upper_95:.2g} per sampled row (95%, one-sided)")
 
 
-def sampled_rows(root: str | Path = "data") -> SampledRows:
-    """``SampledRows`` of the broken runs stored under ``root`` (``python -m mplearn reproduce
-    write_before_publish``)."""
-    folder = Path(root) / "write_before_publish"
-    manifest = json.loads((folder / "manifest.json").read_text())
+def sampled_rows(records: Iterable[dict]) -> SampledRows:
+    """``SampledRows`` of the broken arm's run records (in a notebook:
+    ``experiments.stored_records("write_before_publish", DATA, broken=True)``)."""
     runs = rows = unwritten = 0
-    for entry in manifest["runs"]:
-        path = folder / entry["file"]
-        if not entry["variant"].startswith("broken") or entry.get("status") == "missing" \
-                or not path.exists():
-            continue
-        record = json.loads(path.read_text())
+    for record in records:
         value = unwritten_sampled(record)
         if value is None:  # a run from before the record existed
             continue

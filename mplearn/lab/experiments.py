@@ -1,10 +1,10 @@
 """Paired-seed sweeps: the runs behind ``data/``, how they are scheduled, stored and loaded.
 
-A run is defined by a ``RunSpec`` (config with seed and fixes, optional restart)
-and stored under ``<root>/runs/<key>.json``, the key a hash of that definition: a run shared by
-several issues (the fixed system with identical config) is done once, and a run whose file
-exists is skipped (resumption). Variants with the same seed share environment seeds and initial
-weights (``System`` seeds both from ``Config.seed``), so their difference is paired.
+A run is defined by a ``RunSpec`` (config with seed and fixes, optional restart) and stored
+under ``<root>/runs/<key>.json.gz`` (``runstore``), the key a hash of that definition: a run
+shared by several issues (the fixed system with identical config) is done once, and a run
+whose file exists is skipped (resumption). Variants with the same seed share environment seeds
+and initial weights (``System`` seeds both from ``Config.seed``), so their difference is paired.
 
 ``run_sweep`` runs the specs as tasks on Dask (a local cluster of single-threaded worker
 processes, or an existing cluster): each task runs its spec in its own spawned process (its
@@ -27,7 +27,6 @@ import os
 import platform
 import queue
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -50,7 +49,7 @@ from mplearn.envs.slow import step_latency_s
 from mplearn.issues import issue as catalogue_issue
 from mplearn.issues import scenarios
 from mplearn.issues.base import Scenario, Variant
-from mplearn.lab import stats
+from mplearn.lab import runstore, stats
 
 FORMAT = 1
 MAX_POINTS = 250  # records kept per series (learner and actor records are subsampled)
@@ -334,7 +333,7 @@ def _write_json(path: Path, data: dict, indent: int | None = None) -> None:
 
 def run_main(spec: RunSpec, path: str, *, records) -> None:
     """Process entry point of one run: run it, write its record (crashed ones too)."""
-    _write_json(Path(path), run_one(spec))
+    runstore.write(path, run_one(spec))
 
 
 # --- the sweep ------------------------------------------------------------------------------------
@@ -381,7 +380,7 @@ def run_task(spec: RunSpec, deadline: float, stop: str) -> tuple[dict | None, fl
     errors = ctx.Queue()
     name = f"run-{spec.key}"
     with tempfile.TemporaryDirectory(prefix="mplearn-") as tmp:
-        path = Path(tmp) / f"{spec.key}.json"
+        path = runstore.path(tmp, spec.key)
         p = ctx.Process(target=worker_main, name=name,
                         args=(name, errors, Fixes(), run_main, spec, str(path)))
         p.start()  # not a daemon: its own workers are its children
@@ -393,7 +392,7 @@ def run_task(spec: RunSpec, deadline: float, stop: str) -> tuple[dict | None, fl
                 p.join(timeout=10)
                 return None, time.monotonic() - started
         if path.exists():
-            record = json.loads(path.read_text())
+            record = runstore.read(path)
         else:  # the run process itself failed
             failures: dict[str, str] = {}
             _drain_errors(errors, failures, timeout=0.5)
@@ -481,7 +480,7 @@ def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = Non
     t0 = time.time()
     store = Path(root) / RUNS
     unique = {s.key: s for s in specs}
-    todo = [s for k, s in unique.items() if not (store / f"{k}.json").exists()]
+    todo = [s for k, s in unique.items() if runstore.find(store, k) is None]
     report = SweepReport(skipped=len(unique) - len(todo))
     if not keep_order:
         todo.sort(key=lambda s: -s.cost_s() * s.cores())  # longest first: a shorter tail
@@ -520,7 +519,7 @@ def run_sweep(specs: Iterable[RunSpec], root: str | Path, jobs: int | None = Non
                 if record is None:  # stopped at the budget
                     report.unfinished += 1
                 else:
-                    _write_json(store / f"{spec.key}.json", record)
+                    runstore.write(runstore.path(store, spec.key), record)
                     report.ran += 1
                     report.crashed += record["status"] == "crashed"
                     if record["status"] == "ok":
@@ -631,7 +630,7 @@ def paired_runs(manifest: dict, pair: dict, base: str | Path) -> PairedRuns:
         if len(paths) < 2 or not all(q.exists() for q in paths):
             out._exclude("missing run")
             continue
-        rf, rb = (json.loads(q.read_text()) for q in paths)
+        rf, rb = (runstore.read(q) for q in paths)
         if where_run(rf) != where_run(rb):
             out._exclude(ONE_MACHINE_EXCLUSION)
             continue
@@ -664,10 +663,11 @@ def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
     runs, machines, versions, dates = [], {}, None, []
     for name, specs in scenario_specs(scenario).items():
         for spec in specs:
-            path = root / RUNS / f"{spec.key}.json"
-            row = {"variant": name, "seed": spec.config.seed, "file": f"../{RUNS}/{path.name}"}
-            if path.exists():
-                rec = json.loads(path.read_text())
+            path = runstore.find(root / RUNS, spec.key)
+            file = (path or runstore.path(root / RUNS, spec.key)).name
+            row = {"variant": name, "seed": spec.config.seed, "file": f"../{RUNS}/{file}"}
+            if path is not None:
+                rec = runstore.read(path)
                 final, metric = run_values(window, rec)
                 row.update(status=rec["status"], env_steps=rec["env_steps"],
                            updates=rec["updates"], final_return=_round(final),
@@ -739,15 +739,14 @@ def import_pairs(source: str | Path, root: str | Path = "data",
     counts = {"imported": 0, "kept": 0, "conflict": 0, "absent": 0}
 
     def where(folder: Path, spec: RunSpec) -> dict | None:
-        path = folder / f"{spec.key}.json"
-        return where_run(json.loads(path.read_text())) if path.exists() else None
+        path = runstore.find(folder, spec.key)
+        return where_run(runstore.read(path)) if path is not None else None
 
     def readable(folder: Path, spec: RunSpec, manipulation) -> bool:
         """The broken run holds the record its manipulation check reads (older runs may not)."""
         if manipulation is None:
             return True
-        return manipulation.measure(json.loads((folder / f"{spec.key}.json").read_text())) \
-            is not None
+        return manipulation.measure(runstore.read(runstore.find(folder, spec.key))) is not None
 
     pairs = []  # (fixed spec, broken spec, the scenario's manipulation check)
     for s in (list(chosen) if chosen is not None else list(scenarios())):
@@ -777,10 +776,29 @@ def import_pairs(source: str | Path, root: str | Path = "data",
             continue
         dst.mkdir(parents=True, exist_ok=True)
         for spec in pair:
-            shutil.copyfile(src / f"{spec.key}.json", dst / f"{spec.key}.json")
+            old = runstore.find(dst, spec.key)  # a lone run (no partner here), or a legacy file
+            if old is not None:
+                old.unlink()
+            runstore.write(runstore.path(dst, spec.key),
+                           runstore.read(runstore.find(src, spec.key)))
             anchored.add(spec.key)
         counts["imported"] += 1
     return counts
+
+
+def stored_records(issue_name: str, root: str | Path = "data",
+                   broken: bool | None = None) -> Iterable[dict]:
+    """The stored run records of an issue's manifest (``broken``: only the broken arms'
+    variants, or only the fixed ones; None: all), missing runs skipped."""
+    folder = Path(root) / issue_name
+    manifest = json.loads((folder / "manifest.json").read_text())
+    is_broken = {v["name"]: v["broken"] for v in manifest["variants"]}
+    for entry in manifest["runs"]:
+        if broken is not None and is_broken[entry["variant"]] != broken:
+            continue
+        path = folder / entry["file"]
+        if entry.get("status") != "missing" and path.exists():
+            yield runstore.read(path)
 
 
 def select(names: Iterable[str] | None = None, steps: int | None = None,
@@ -947,7 +965,7 @@ def load(issue_name: str, root: str | Path = "data") -> IssueResults:
     for v in manifest["variants"]:
         rows = sorted((r for r in manifest["runs"] if r["variant"] == v["name"]),
                       key=lambda r: r["seed"])
-        recs = [json.loads((path.parent / r["file"]).read_text())
+        recs = [runstore.read(path.parent / r["file"])
                 if r["status"] != "missing" else None for r in rows]
         status[v["name"]] = [r["status"] for r in rows]
         curves[v["name"]] = _agent_mean_curves(recs, grid)

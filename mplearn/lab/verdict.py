@@ -1,7 +1,7 @@
 """THE verdict: the only source of verdict text in the kit (catalogue, README, notebooks).
 
 For one issue and condition it reads the paired runs in ``data/`` (the manifest
-``<root>/<issue>/manifest.json`` lists them, the records are ``<root>/runs/<key>.json``) and
+``<root>/<issue>/manifest.json`` lists them, the records are ``<root>/runs/<key>.json.gz``) and
 returns a ``Verdict``. The rules (``LABELS`` says them in words, ``label_for`` in code):
 
 1. the manipulation check: the scenario's ``Manipulation.measure`` on every broken run of the

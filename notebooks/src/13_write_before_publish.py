@@ -7,7 +7,7 @@
 
 # %%
 from mplearn.issues import write_before_publish as issue
-from mplearn.lab import notebook, plots
+from mplearn.lab import experiments, notebook, plots
 
 DATA = "../data"
 print("The claim:", issue.ENTRY.claim or "none: the review does not mention this issue")
@@ -99,7 +99,8 @@ print(notebook.verdict("write_before_publish", root=DATA))
 # stored runs, and the largest rate of unwritten rows those counts leave possible:
 
 # %%
-print(issue.sampled_rows(DATA))
+broken_runs = experiments.stored_records("write_before_publish", DATA, broken=True)
+print(issue.sampled_rows(broken_runs))
 
 # %% [markdown]
 # Why so rare, most likely (read from the loop's structure, not measured): in the plan's async
