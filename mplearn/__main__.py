@@ -312,6 +312,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(f"ran {report.ran} runs ({report.crashed} crashed), skipped {report.skipped} "
           f"already there, {report.unfinished} left unfinished; {report.wall_s:.0f} s; "
           f"manifests in {args.out}/")
+    if report.speed:
+        print(f"single_thread speed study on this machine: {report.speed}")
     print(_readme_tables(args.out))  # after the manifests: the table reads them
     return 0 if report.unfinished == 0 else 1
 

@@ -259,3 +259,75 @@ def test_seeds_above_a_scenarios_stated_cap_are_refused():
     assert select(["target_sync"], seeds=cap)[0].seeds == cap
     with pytest.raises(ValueError, match=f"^seeds: {cap + 1} is above target_sync's cap"):
         select(["target_sync"], seeds=cap + 1)
+
+
+# --- single_thread: the verdict on speed -----------------------------------------------------
+
+def _speed_file(root: Path, conditions: dict[str, list[tuple[float, float]]],
+                threads: int = 2, label: str = "machine A") -> None:
+    """A stored speed study: per condition (fixed, broken) updates/s per repeat."""
+    entry = {"machine": {"label": label}, "versions": {"torch": "2.13.0+cpu"},
+             "default_threads": [threads] * 2, "conditions": [
+                 {"condition": c, "processes": 2, "broken_threads": threads,
+                  "repeats": [{"fixed": f, "broken": b} for f, b in rows]}
+                 for c, rows in conditions.items()]}
+    (root / "single_thread").mkdir(parents=True, exist_ok=True)
+    (root / "single_thread" / "speed.json").write_text(json.dumps({"entries": [entry]}))
+
+
+def test_speed_verdicts_use_the_same_labels_in_percent_of_the_fixed_arm(tmp_path):
+    rng = np.random.default_rng(0)
+    _speed_file(tmp_path, {
+        "slow": [(1000.0, 500.0 + rng.normal(0, 10)) for _ in range(20)],  # 50% slower
+        "same": [(1000.0, 1000.0 + rng.normal(0, 10)) for _ in range(20)],  # within +-5%
+        "faster": [(1000.0, 1200.0 + rng.normal(0, 10)) for _ in range(20)]})
+    found = {v.condition: v for v in vd.issue_verdicts("single_thread", tmp_path)}
+    assert found["slow"].label == vd.HARMFUL and 49 < found["slow"].mean < 51
+    assert found["same"].label == vd.NO_EFFECT
+    assert found["faster"].label == vd.FIX_HURTS
+    assert all(v.unit == "% of fixed" and v.n_pairs == 20 for v in found.values())
+    assert found["slow"].machines == ("machine A, torch 2.13.0+cpu",)
+    table = vd.markdown_table(list(found.values()))
+    assert "| `single_thread` | slow | 20 |" in table and "% of fixed" in table
+
+
+def test_a_speed_study_whose_broken_workers_ran_one_thread_never_acted(tmp_path):
+    _speed_file(tmp_path, {"1 process on 1 core": [(1000.0, 990.0)] * 20}, threads=1)
+    (v,) = vd.issue_verdicts("single_thread", tmp_path)
+    assert v.label == vd.NEVER_ACTED and not v.manipulation.passed
+
+
+def test_the_speed_study_is_named_like_a_scenario_and_capped(tmp_path):
+    from mplearn.issues.single_thread import SPEED
+    from mplearn.lab import experiments as ex
+
+    assert ex.select(["single_thread"]) == []  # a speed study, not a sweep
+    assert [s.issue for s in ex.select(["single_thread", "step_counter"])] == ["step_counter"]
+    with pytest.raises(ValueError, match="seeds: 61 is above single_thread's cap of 60"):
+        ex.select(["single_thread"], seeds=SPEED.max_repeats + 1)
+    assert list(SPEED.conditions(16)) == ["1 process on 16 cores", "16 processes on 16 cores"]
+    assert list(SPEED.conditions(1)) == ["1 process on 1 core"]
+    # budget: a study that would not end in time does not start
+    assert ex.study_speed(tmp_path, budget_s=1.0) == "not started"
+    assert not (tmp_path / "single_thread").exists()
+
+
+def test_the_speed_study_measures_both_arms_and_keeps_other_machines(tmp_path):
+    import dataclasses
+
+    from mplearn.issues.single_thread import SPEED
+    from mplearn.lab import speed
+
+    _speed_file(tmp_path, {"x": [(1.0, 1.0)]}, label="another machine")
+    quick = dataclasses.replace(SPEED, seconds=0.1)
+    entry = speed.measure(tmp_path, {"label": "this machine"}, repeats=2, study=quick)
+    stored = speed.load(tmp_path)
+    assert [e["machine"]["label"] for e in stored["entries"]] == ["another machine",
+                                                                  "this machine"]
+    assert entry["default_threads"] == [entry["cores"]] * max(SPEED.conditions(
+        entry["cores"]).values())  # torch's default in a spawned worker: one per core
+    for cond in entry["conditions"]:
+        assert [r["first"] for r in cond["repeats"]] == ["fixed", "broken"]
+        assert all(r["fixed"] > 0 and r["broken"] > 0 for r in cond["repeats"])
+    assert speed.stored_here(tmp_path, "this machine")
+    assert {v.condition for v in vd.issue_verdicts("single_thread", tmp_path)} >= {"x"}

@@ -28,6 +28,7 @@ from mplearn.core.workers import worker_main
 from mplearn.issues.base import (
     CheckResult,
     Issue,
+    Margin,
     fix_on_and_off,
 )
 from mplearn.issues.base import learner_with_rows as _learner
@@ -66,8 +67,8 @@ def check() -> CheckResult:
                  lambda threads: threads > 1)
 
 
-NO_SCENARIO = ("its effect is on speed, not on learning: the thread table of notebook 15 and "
-               "`python -m mplearn check single_thread` measure it")
+NO_SCENARIO = ("its effect is on speed, not on learning: no learning runs in data/; its verdict "
+               "is on speed (SPEED, stored by `python -m mplearn reproduce single_thread`)")
 
 
 
@@ -213,3 +214,67 @@ def thread_table(processes: tuple[int, ...] = (1, 2, 4), threads: tuple[int, ...
             for t in threads:
                 table.rates[(p, t)] = pool.rate(p, t, seconds)
     return table
+
+
+# --- the speed study behind its verdict -------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpeedStudy:
+    """What the speed verdict compares, declared before anything runs (like a ``Scenario``).
+
+    Per condition (how many processes update at once on this machine's cores), ``repeats``
+    paired measurements: the same pool of processes updates for ``seconds`` with 1 thread each
+    (fixed) and with torch's default (broken), back to back, the order alternating between
+    repeats so that a drift in the machine's load does not favour one arm. The metric of a
+    repeat is (fixed - broken) / fixed in percent: positive when the missing fix slows the
+    processes down. The manipulation check: the broken arm's workers ran more than one thread
+    (on a 1-core machine torch's default is 1, and the comparison says nothing)."""
+
+    metric: str = ("learner updates/s of all processes together, fixed - broken as % of "
+                   "fixed (paired repeats, order alternating)")
+    unit: str = "% of fixed"
+    margin: Margin = Margin(5.0, "a 5% change in speed is within what a shared machine varies "
+                                 "between minutes, and would change no one's choice")
+    manipulation: str = "torch threads per worker in the broken arm"
+    repeats: int = 20
+    max_repeats: int = 60  # the cap on repeats, stated in advance
+    seconds: float = 1.0
+
+    def conditions(self, cores: int) -> dict[str, int]:
+        """Condition label -> processes: one process alone (nothing is oversubscribed; torch's
+        default is meant for this), and one process per core (every core busy, as the plan's
+        actor and learners keep them)."""
+        return {f"{p} process{'es' if p > 1 else ''} on {cores} core{'s' if cores > 1 else ''}": p
+                for p in dict.fromkeys((1, cores))}
+
+    def cost_s(self, cores: int, repeats: int | None = None) -> float:
+        """Wall seconds, roughly: starting the pool, then per repeat both arms and their
+        warm-up and hand-over."""
+        return 15.0 + len(self.conditions(cores)) * (repeats or self.repeats) * 2 * (
+            self.seconds + 0.3)
+
+    def measure(self, repeats: int | None = None, cores: int | None = None) -> dict:
+        """Run the study on this machine: per condition the paired rates, and the thread
+        count each spawned worker started with (torch's default, the broken arm's)."""
+        repeats = repeats or self.repeats
+        if not 0 < repeats <= self.max_repeats:
+            raise ValueError(f"repeats: must be in 1..{self.max_repeats}, got {repeats}")
+        cores = cores or os.cpu_count() or 1
+        conditions = self.conditions(cores)
+        out = {"cores": cores, "repeats": repeats, "seconds": self.seconds, "conditions": []}
+        with ProcessPool(max(conditions.values())) as pool:
+            default = pool.default_threads[0]
+            out["default_threads"] = list(pool.default_threads)
+            for label, processes in conditions.items():
+                rows = []
+                for i in range(repeats):
+                    order = (1, default) if i % 2 == 0 else (default, 1)
+                    rate = {t: pool.rate(processes, t, self.seconds) for t in order}
+                    rows.append({"fixed": rate[1], "broken": rate[default],
+                                 "first": "fixed" if i % 2 == 0 else "broken"})
+                out["conditions"].append({"condition": label, "processes": processes,
+                                          "broken_threads": default, "repeats": rows})
+        return out
+
+
+SPEED = SpeedStudy()

@@ -49,7 +49,7 @@ from mplearn.envs.slow import step_latency_s
 from mplearn.issues import issue as catalogue_issue
 from mplearn.issues import scenarios
 from mplearn.issues.base import Scenario, Variant
-from mplearn.lab import runstore, stats
+from mplearn.lab import runstore, speed, stats
 
 FORMAT = 1
 MAX_POINTS = 250  # records kept per series (learner and actor records are subsampled)
@@ -345,6 +345,7 @@ class SweepReport:
     crashed: int = 0
     unfinished: int = 0  # not started or stopped at the time budget
     wall_s: float = 0.0
+    speed: str = ""  # single_thread's speed study: "measured", "kept", "not started"
 
 
 def _crashed_record(spec: RunSpec, error: str, detail: str) -> dict:
@@ -806,6 +807,13 @@ def select(names: Iterable[str] | None = None, steps: int | None = None,
     """The scenarios to run (all when ``names`` is empty), scaled; raises ValueError naming a
     bad argument, and ConfigError for a config that would not validate."""
     names = list(names or [])
+    if seeds is not None and (not names or speed.ISSUE in names) \
+            and seeds > speed.SPEED.max_repeats:
+        raise ValueError(f"seeds: {seeds} is above {speed.ISSUE}'s cap of "
+                         f"{speed.SPEED.max_repeats} repeats (SpeedStudy.max_repeats)")
+    if names and all(n == speed.ISSUE for n in names):
+        return []  # a speed study alone (``reproduce`` runs it): no scenario
+    names = [n for n in names if n != speed.ISSUE]
     by_name = {s.issue: s for s in scenarios()}
     unknown = [n for n in names if n not in by_name]
     if unknown:
@@ -871,9 +879,34 @@ def reproduce(names: Iterable[str] | None = None, steps: int | None = None,
               progress: bool = True, budget_s: float | None = None,
               scheduler: str | None = None) -> SweepReport:
     """``python -m mplearn reproduce``: the named scenarios (all by default), scaled; on the
-    Dask cluster at ``scheduler`` (default: a local one)."""
-    return run_scenarios(select(names, steps, seeds), root, jobs, progress, budget_s,
-                         scheduler=scheduler)
+    Dask cluster at ``scheduler`` (default: a local one). ``single_thread`` (named, or all) is
+    a speed study: it runs first, alone on this machine, unless this machine's is stored
+    (``--seeds`` sets its repeats)."""
+    names = list(names or [])
+    chosen = select(names, steps, seeds)
+    status = ""
+    if not names or speed.ISSUE in names:
+        t0 = time.time()
+        status = study_speed(root, seeds, budget_s)
+        if budget_s is not None:
+            budget_s = max(0.0, budget_s - (time.time() - t0))
+    report = (run_scenarios(chosen, root, jobs, progress, budget_s, scheduler=scheduler)
+              if chosen else SweepReport())
+    report.speed = status
+    report.unfinished += status == "not started"
+    return report
+
+
+def study_speed(root: str | Path, repeats: int | None = None,
+                budget_s: float | None = None) -> str:
+    """single_thread's speed study on this machine, unless stored or over the budget."""
+    if speed.stored_here(root, machine()["label"]):
+        return "kept"
+    if budget_s is not None and speed.SPEED.cost_s(os.cpu_count() or 1, repeats) > budget_s:
+        return "not started"
+    speed.measure(root, machine(), repeats,
+                  command=" ".join(["python -m mplearn", *sys.argv[1:]]))
+    return "measured"
 
 
 # --- loading, for the notebooks -------------------------------------------------------------------

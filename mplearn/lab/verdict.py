@@ -38,7 +38,8 @@ import numpy as np
 from mplearn.issues import NAMES
 from mplearn.issues import module as issue_module
 from mplearn.issues.base import Manipulation, Margin, Scenario
-from mplearn.lab import stats
+from mplearn.issues.single_thread import SPEED
+from mplearn.lab import speed, stats
 from mplearn.lab.experiments import paired_runs
 
 ACTED_SHARE = 0.9  # the manipulation check passes when the bug acted in this share of runs
@@ -258,8 +259,30 @@ def _scenario(issue: str) -> Scenario | None:
     return found[0] if found else None
 
 
+def speed_verdicts(root: str | Path = "data") -> Verdicts:
+    """``single_thread``'s verdicts: one per machine and condition of its stored speed study
+    (``lab.speed``), each repeat a pair measured on one machine; the study's declarations are
+    read from code (``issues.single_thread.SPEED``), not from the file."""
+    found = speed.load(root)
+    study = SPEED
+    out = []
+    for entry in (found or {}).get("entries", []):
+        threads = entry["default_threads"]
+        where = f"{entry['machine']['label']}, torch {entry['versions']['torch']}"
+        for cond in entry["conditions"]:
+            check = ManipulationCheck(study.manipulation, "threads", _median(threads), 1.0,
+                                      sum(t > 1 for t in threads), len(threads))
+            out.append(verdict_from_differences(
+                speed.ISSUE, cond["condition"], speed.differences(cond), study.margin,
+                study.metric, check, unit=study.unit, machines=(where,),
+                max_seeds=study.max_repeats))
+    return Verdicts(speed.ISSUE, out)
+
+
 def issue_verdicts(issue: str, root: str | Path = "data") -> Verdicts:
     """One Verdict per condition of ``issue`` stored under ``root`` (empty: not measured)."""
+    if issue == speed.ISSUE:
+        return speed_verdicts(root)
     path = Path(root) / issue / "manifest.json"
     if not path.exists():
         return Verdicts(issue)
@@ -380,5 +403,5 @@ def _num(x: float) -> str:
 
 
 __all__ = ["ACTED_SHARE", "LABELS", "ManipulationCheck", "Verdict", "Verdicts", "issue_verdicts",
-           "label_for", "markdown_table", "readme_table", "verdict", "verdict_from_differences",
-           "verdicts", "write_readme"]
+           "label_for", "markdown_table", "readme_table", "speed_verdicts", "verdict",
+           "verdict_from_differences", "verdicts", "write_readme"]

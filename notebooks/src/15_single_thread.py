@@ -18,6 +18,7 @@ from mplearn.issues import single_thread as issue
 from mplearn.lab import notebook, plots
 
 RESULTS = Path("../benchmarks/results")
+DATA = "../data"
 print("The claim:", issue.ENTRY.claim or "none: the review does not mention this issue")
 print("\nThe mechanism:", issue.ENTRY.mechanism)
 
@@ -25,8 +26,8 @@ print("\nThe mechanism:", issue.ENTRY.mechanism)
 # Timings depend on the machine and on what else runs on it, so the cells that print them are
 # not checked against stored output; read the ratios, not the digits. Run the notebook top to
 # bottom (Restart & Run All). How to read a verdict: [20 · How to read a
-# verdict](20_how_to_read_a_verdict.ipynb) (this issue acts on speed, so it has no learning
-# verdict: section 4).
+# verdict](20_how_to_read_a_verdict.ipynb) (this issue acts on speed, so its verdict is on
+# speed, with the same labels: section 4).
 #
 # ## 1 · The mechanism
 #
@@ -84,8 +85,8 @@ thread_figure(table)
 #
 # ## 2 · The effect
 #
-# This issue acts on speed, not on what is learned: there is no scenario in `data/` for it
-# (the registry says why):
+# This issue acts on speed, not on what is learned: there are no learning runs in `data/` for
+# it (the registry says why):
 
 # %%
 print(issue.NO_SCENARIO)
@@ -151,12 +152,31 @@ print(checks.thread_count(processes=3))
 #
 # ## 4 · The verdict
 #
-# There is no learning verdict: the fix changes how fast the system runs, not what it learns
-# (section 2). The speed verdict is the table of section 1, measured on this machine when the
-# notebook ran: the ratio of updates per second at 1 thread against torch's default, for the
-# rows where the processes' threads exceed the cores. On a machine with more cores than
-# processes, a learner alone may gain from a few threads; measure before you give it more than
-# one.
+# The fix changes how fast the system runs, not what it learns (section 2), so its verdict is
+# on speed, declared before anything ran (`issue.SPEED`): the metric is the learner updates
+# per second of all processes together, fixed - broken as a percentage of fixed; each pair is
+# one repeat in which the same processes run with 1 thread each and with torch's default, back
+# to back, the order alternating; the margin and its reason:
+
+# %%
+print(f"{issue.SPEED.metric}; margin {issue.SPEED.margin.value:g} {issue.SPEED.unit}: "
+      f"{issue.SPEED.margin.reason}; {issue.SPEED.repeats} repeats of "
+      f"{issue.SPEED.seconds:g} s per arm")
+
+# %% [markdown]
+# Two conditions per machine: one process alone (nothing is oversubscribed: torch's default is
+# meant for this) and one process per core (every core busy, as the plan's actor and learners
+# keep them). `python -m mplearn reproduce single_thread` measures them on the machine it runs
+# on and stores them in `data/single_thread/speed.json`, one entry per machine; the verdicts,
+# from the same function as every other issue's:
+
+# %%
+print(notebook.verdict("single_thread", root=DATA))
+
+# %% [markdown]
+# A verdict here is about its machine and its process count: on a machine with more cores
+# than processes, a learner alone may gain from a few threads. Measure before you give a
+# worker more than one.
 #
 # ## 5 · Try it
 # The measurement of section 1 again, fix on (1 thread per process) and fix off (torch's
