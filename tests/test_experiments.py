@@ -379,3 +379,5 @@ def test_runstore_round_trips_reproducibly_and_compresses_legacy_files(tmp_path)
     assert not legacy.exists() and runstore.find(legacy.parent, "k2").name == "k2.json.gz"
     assert runstore.read(runstore.find(legacy.parent, "k2")) == record
     assert runstore.find(legacy.parent, "absent") is None
+    (legacy.parent / "k1.json").write_text(json.dumps({"n": 1}))  # legacy, read as it is
+    assert list(runstore.records(legacy.parent)) == [{"n": 1}, record]

@@ -52,6 +52,18 @@ def write(file: str | Path, record: dict) -> None:
     tmp.replace(file)
 
 
+def records(folder: str | Path):
+    """Every run record stored in ``folder``, in file-name order."""
+    files = {}
+    for file in Path(folder).iterdir():
+        for suffix in (SUFFIX, LEGACY_SUFFIX):
+            if file.name.endswith(suffix) and not file.name.startswith("."):
+                files.setdefault(file.name[:-len(suffix)], file)
+                break
+    for key in sorted(files):
+        yield read(files[key])
+
+
 def compress(folder: str | Path) -> int:
     """Convert every legacy ``<key>.json`` in ``folder`` to ``<key>.json.gz`` (the record
     unchanged); returns how many."""

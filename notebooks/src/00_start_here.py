@@ -12,8 +12,8 @@
 # 2. **the mechanism** in a tiny exact experiment, fix on and off;
 # 3. **the effect on learning**, fixed vs broken over paired seeds, live and at full length;
 # 4. **the diagnostic** that catches it in your own code;
-# 5. **the verdict**: real, conditional (and on what), or no effect, computed from the stored
-#    runs (notebook 20 explains how to read one);
+# 5. **the verdict**, per condition: harmful, fix hurts, no effect, inconclusive or never
+#    acted, computed from the stored runs (notebook 20 explains how to read one);
 # 6. **try it**: fix on and fix off side by side in about 30 seconds.
 #
 # The review was right about some issues, wrong about others, and right only under conditions
@@ -67,7 +67,7 @@ for line in sorted(sites.splitlines()):
 # | 02 to 17 | one notebook per learning issue, in catalogue order (the table below) |
 # | [18 multi-agent](18_multi_agent.ipynb) | the treasure hunt: several agents, one world |
 # | [19 diagnose your code](19_diagnose_your_code.ipynb) | find the bugs in a plain PyTorch actor/learner with the checks |
-# | [20 how to read a verdict](20_how_to_read_a_verdict.ipynb) | what "real", "conditional" and "no effect" rest on |
+# | [20 how to read a verdict](20_how_to_read_a_verdict.ipynb) | what "harmful", "fix hurts", "no effect", "inconclusive" and "never acted" rest on |
 #
 # ## The catalogue
 # Every issue, the notebook about it, and its verdict per condition, computed here from the

@@ -142,6 +142,28 @@ _
 # IQMs. (An earlier session ran DeepSea 8: both arms found the treasure, so the initial noise
 # scale, 0.5 / sqrt(inputs) as in the paper, was exploration enough there; hence a chain of 12.)
 #
+# On DeepSea a run's final return is close to 1 when its greedy policy has learned the way to
+# the treasure and close to 0 when it has not, so count the runs that got there:
+
+# %%
+for variant, values in results.values.items():
+    if "DeepSea" in variant:
+        print(f"{variant}: {int((values > 0.5).sum())} of {len(values)} runs end at the "
+              f"treasure (final return > 0.5)")
+_ = results.figure("DeepSea 12")
+_
+
+# %% [markdown]
+# Read the counts with the sigma table above. The fixed learner does what NoisyNet's learner
+# is built to do: it lowers the noise where the noise does not pay, and on a chain where
+# nothing pays until the end, it lowers it before its actor has found the treasure, so most of
+# its runs settle on the safe policy of never going there. The broken learner cannot move
+# sigma, so its actor keeps the initial noise for the whole run: a constant exploration
+# schedule, and on this chain a better one. The verdict below says what that does to the
+# metric. It is about this condition: the bug did not make the learning better, it froze the
+# exploration at a level that happened to suit this task. It still trains the network on its
+# means only, which the mechanism section shows.
+#
 # ## 3 · The diagnostic
 #
 # In your own code: report the mode of every mode-dependent module at the start of the

@@ -6,11 +6,10 @@
 # The catalogue entry, in our words:
 
 # %%
-import json
 from pathlib import Path
 
 from mplearn.issues import versioned_publish as issue
-from mplearn.lab import notebook, plots
+from mplearn.lab import notebook, plots, runstore
 
 DATA = "../data"
 print("The claim:", issue.ENTRY.claim or "none: the review does not mention this issue")
@@ -101,7 +100,7 @@ plots.two_diagnostics_figure(
 # %%
 for row in results.manifest["runs"]:
     if row["variant"] == "fixed" and row["status"] != "missing":
-        actor = json.loads((Path(DATA) / "versioned_publish" / row["file"]).read_text())["actor"]
+        actor = runstore.read(Path(DATA) / "versioned_publish" / row["file"])["actor"]
         print(f"fixed, seed {row['seed']}: {actor[0]['sync_retries'][-1]:.0f} copies retried "
               f"of {actor[0]['syncs'][-1]:.0f}")
 

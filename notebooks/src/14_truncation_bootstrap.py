@@ -6,11 +6,10 @@
 # The catalogue entry, in our words:
 
 # %%
-import json
 from pathlib import Path
 
 from mplearn.issues import truncation_bootstrap as issue
-from mplearn.lab import notebook, plots
+from mplearn.lab import notebook, plots, runstore
 
 DATA = "../data"
 print("The claim:", issue.ENTRY.claim or "none: the review does not mention this issue")
@@ -74,9 +73,8 @@ runs = {(r["variant"], r["seed"]): r for r in results.manifest["runs"]
 for seed in sorted({seed for _, seed in runs}):
     if {("fixed, limit 100", seed), ("broken, limit 100", seed)} - set(runs):
         continue
-    fixed, broken = (list(zip(*json.loads((Path(DATA) / "truncation_bootstrap" / runs[(
-        f"{v}, limit 100", seed)]["file"]).read_text())["episodes"][0])) for v in ("fixed",
-                                                                                  "broken"))
+    fixed, broken = (list(zip(*runstore.read(Path(DATA) / "truncation_bootstrap" / runs[(
+        f"{v}, limit 100", seed)]["file"])["episodes"][0])) for v in ("fixed", "broken"))
     limit = [step for step, ret in fixed if ret >= 100]
     same = next((i for i, pair in enumerate(zip(fixed, broken, strict=False))
                  if len(set(pair)) > 1), min(len(fixed), len(broken)))

@@ -27,7 +27,7 @@ from scipy import stats as sps
 
 from mplearn.issues import scenarios
 from mplearn.issues.base import Margin
-from mplearn.lab import experiments, plots, stats
+from mplearn.lab import experiments, plots, runstore, stats
 from mplearn.lab import verdict as vd
 
 get_ipython().run_line_magic("matplotlib", "inline")  # a Figure that is a cell's value shows
@@ -186,8 +186,7 @@ for v in rows:
 
 # %%
 groups: dict[str, dict] = defaultdict(lambda: defaultdict(dict))
-for path in sorted((DATA / "runs").glob("*.json")):
-    rec = json.loads(path.read_text())
+for rec in runstore.records(DATA / "runs"):
     config = dict(rec["spec"]["config"])
     seed, mode = config.pop("seed"), config.pop("mode")
     if (rec["spec"]["restart_at"] is not None or not all(config["fixes"].values())
