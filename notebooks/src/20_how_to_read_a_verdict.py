@@ -168,12 +168,12 @@ for d in (2.0, 1.0, 0.8, 0.5, 0.25):
 # %%
 rows = [v for v in vd.verdicts(DATA) if v.n_pairs >= 2 and np.isfinite(v.sd)]
 print(f"{'issue (condition)':<44} {'pairs':>5} {'sd':>7} {'MDE@5':>7} {'MDE@n':>7} "
-      f"{'margin':>7}")
+      f"{'margin':>7}  unit")
 for v in rows:
     print(f"{v.where[:44]:<44} {v.n_pairs:5d} {v.sd:7.1f} "
           f"{stats.detectable_difference(5, v.sd):7.1f} "
           f"{stats.detectable_difference(v.n_pairs, v.sd):7.1f} "
-          f"{v.margin.value if v.margin else float('nan'):7.1f}")
+          f"{v.margin.value if v.margin else float('nan'):7.1f}  {v.unit}")
 
 # %% [markdown]
 # ## 6 · Why a handful of seeds misleads: one configuration, two machines
