@@ -79,12 +79,20 @@ def test_no_name_is_left_once_start_returns(mode):
         system.stop()
 
 
+def _hang_up_ends_it() -> None:
+    """In the child, before exec: SIGHUP takes its default action (the end of a closed
+    terminal's session), even when pytest runs under ``nohup``, whose ignored SIGHUP every
+    descendant would inherit across exec."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
 def test_a_killed_process_group_leaves_nothing(sig, subprocess_env):
     before = shm_inodes()
     with ShmWatch() as watch:
         run = subprocess.Popen([sys.executable, "-c", RUNNING], cwd=ROOT, env=subprocess_env,
-                               start_new_session=True, stdout=subprocess.PIPE, text=True)
+                               start_new_session=True, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=_hang_up_ends_it)
         try:
             pids = [int(p) for p in run.stdout.readline().split()]
             assert len(pids) == 3 and all(alive(p) for p in pids), "the run did not start"
