@@ -322,15 +322,6 @@ def _concat(phases: list[dict]) -> dict[str, list]:
     return out
 
 
-def _write_json(path: Path, data: dict, indent: int | None = None) -> None:
-    """Atomic: a reader (or a resumed sweep) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=indent,
-                              separators=(",", ": ") if indent else (",", ":")))
-    tmp.replace(path)
-
-
 def run_main(spec: RunSpec, path: str, *, records) -> None:
     """Process entry point of one run: run it, write its record (crashed ones too)."""
     runstore.write(path, run_one(spec))
@@ -711,7 +702,7 @@ def write_manifest(scenario: Scenario, root: str | Path, command: str) -> dict:
                 timespec="seconds"),
             "package_version": (versions or library_versions())["mplearn"]},
     }
-    _write_json(root / scenario.issue / "manifest.json", manifest, indent=1)
+    runstore.write_json(root / scenario.issue / "manifest.json", manifest)
     return manifest
 
 

@@ -10,6 +10,7 @@ time stamp in the gzip header), so a re-written run does not show as a change in
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 from pathlib import Path
@@ -40,16 +41,26 @@ def read(file: str | Path) -> dict:
     return json.loads(file.read_text())
 
 
-def write(file: str | Path, record: dict) -> None:
-    """Atomic: a reader (or a resumed sweep) never sees half a file."""
-    file = Path(file)
+def _atomic(file: Path, data: bytes) -> None:
+    """Write ``data`` to ``file`` in one step: a reader (or a resumed sweep) never sees half a
+    file."""
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    text = json.dumps(record, separators=(",", ":")).encode()
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                filename="") as f:
-        f.write(text)
+    tmp.write_bytes(data)
     tmp.replace(file)
+
+
+def write(file: str | Path, record: dict) -> None:
+    """A run record, gzipped, atomically."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, filename="") as f:
+        f.write(json.dumps(record, separators=(",", ":")).encode())
+    _atomic(Path(file), buffer.getvalue())
+
+
+def write_json(file: str | Path, data: dict, indent: int | None = 1) -> None:
+    """A plain JSON file beside the runs (a manifest, the speed study), atomically."""
+    _atomic(Path(file), json.dumps(data, indent=indent).encode())
 
 
 def records(folder: str | Path):

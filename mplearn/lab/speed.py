@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 from pathlib import Path
 
 from mplearn.core.metrics import library_versions
 from mplearn.issues.single_thread import SPEED, SpeedStudy
+from mplearn.lab import runstore
 
 ISSUE = "single_thread"
 FILE = "speed.json"
@@ -53,11 +53,7 @@ def measure(root: str | Path, machine: dict, repeats: int | None = None, command
         "manipulation": study.manipulation, "repeats": study.repeats,
         "max_repeats": study.max_repeats, "seconds": study.seconds},
         "entries": [*entries, entry]}
-    file = path(root)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(file)
+    runstore.write_json(path(root), data)
     return entry
 
 

@@ -38,7 +38,6 @@ import numpy as np
 from mplearn.issues import NAMES
 from mplearn.issues import module as issue_module
 from mplearn.issues.base import Manipulation, Margin, Scenario
-from mplearn.issues.single_thread import SPEED
 from mplearn.lab import speed, stats
 from mplearn.lab.experiments import paired_runs
 
@@ -264,7 +263,7 @@ def speed_verdicts(root: str | Path = "data") -> Verdicts:
     (``lab.speed``), each repeat a pair measured on one machine; the study's declarations are
     read from code (``issues.single_thread.SPEED``), not from the file."""
     found = speed.load(root)
-    study = SPEED
+    study = speed.SPEED
     out = []
     for entry in (found or {}).get("entries", []):
         threads = entry["default_threads"]
