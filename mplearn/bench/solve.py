@@ -19,7 +19,7 @@ import torch
 from mplearn.bench.common import machine, parse_set, parser, positive
 from mplearn.core.config import MODES, Config
 from mplearn.core.system import System
-from mplearn.core.workers import _exit_with_parent
+from mplearn.core.workers import exit_with_parent
 
 WINDOW = 20  # episodes in the solve criterion
 
@@ -49,7 +49,7 @@ def solve(config: Config, target: float, window: int = WINDOW) -> dict:
 def pool_worker_init() -> None:
     """A pool worker runs single-threaded and dies with the benchmark process."""
     torch.set_num_threads(1)
-    _exit_with_parent()  # the same guard as every System worker
+    exit_with_parent()  # the same guard as every System worker
 
 
 def solve_seeds(configs: list[Config], target: float, jobs: int = 1) -> list[dict]:

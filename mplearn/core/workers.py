@@ -28,7 +28,7 @@ from mplearn.core.fixes import Fixes
 DONE, ERROR = "done", "error"
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """Exit as soon as the parent process is gone (a killed kernel must not leave workers)."""
     parent = mp.parent_process()
     if parent is None:
@@ -49,7 +49,7 @@ def worker_main(name: str, records, fixes: Fixes, target: Callable, *args) -> No
     else:  # torch's default: one thread per core in every process
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
+    exit_with_parent()
     devnull = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
     sys.stdout = sys.stderr = devnull
     try:

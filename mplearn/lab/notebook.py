@@ -21,7 +21,7 @@ from mplearn.core.metrics import library_versions
 from mplearn.core.system import System, WorkerError
 from mplearn.diagnose.monitor import Monitor
 from mplearn.issues import NAMES, all_issues, issue, module, scenario, scenarios
-from mplearn.lab import experiments, plots, stats
+from mplearn.lab import experiments, plots, pool, stats
 from mplearn.lab import verdict as verdict_lib
 
 # --- the set-up ---------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def catalogue_table(root: str = "data") -> str:
 
 @dataclass
 class Live:
-    """A short paired run of an issue's scenario, fixed and broken, in this process."""
+    """A short paired run of an issue's scenario, fixed and broken."""
 
     issue: str
     condition: str
@@ -90,12 +90,14 @@ class Live:
 
 def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | None = None,
          fixes_on: tuple[bool, ...] = (True, False), mode: str | None = None,
-         overrides: dict | None = None) -> Live:
+         overrides: dict | None = None, jobs: int | None = None) -> Live:
     """Run the issue's scenario (``condition``: one of its conditions, default the first) at
-    ``steps`` env steps for ``seeds`` paired seeds, fixed and broken, one after the other in
-    this process (inline and lockstep give the same numbers for a seed).
+    ``steps`` env steps for ``seeds`` paired seeds, fixed and broken, side by side: up to
+    ``jobs`` runs at once (default: one per core) in ``lab.pool``'s worker processes, or one
+    after the other in this process with ``jobs=1``. Either way a seed gives the same record:
+    each run seeds everything it draws, on one torch thread.
 
-    ``mode="inline"`` runs every variant in one process, for scenarios stored as lockstep runs
+    ``mode="inline"`` runs each variant in one process, for scenarios stored as lockstep runs
     whose short live version would spend most of a notebook's time budget starting processes.
     Inline and lockstep compute the same thing for a seed, with one exception: the random init
     of a network built in a worker (with ``initial_state`` broken the actor acts with its own
@@ -110,13 +112,16 @@ def live(issue_name: str, steps: int = 2_000, seeds: int = 2, condition: str | N
     if pair is None:
         raise ValueError(f"condition: {condition!r} is not one of {[p[0] for p in sc.pairs()]}")
     by_name = {v.name: v for v in sc.variants()}
-    records = {}
+    specs = {}
     for fixed in fixes_on:
         variant = by_name[pair[1] if fixed else pair[2]]
-        specs = experiments.run_specs(sc, variant)
+        arm = experiments.run_specs(sc, variant)
         if mode is not None:
-            specs = [dataclasses.replace(s, config=s.config.replace(mode=mode)) for s in specs]
-        records["fixed" if fixed else "broken"] = [experiments.run_one(s) for s in specs]
+            arm = [dataclasses.replace(s, config=s.config.replace(mode=mode)) for s in arm]
+        specs["fixed" if fixed else "broken"] = arm
+    done = iter(pool.run_all(experiments.run_one, [s for arm in specs.values() for s in arm],
+                             jobs))
+    records = {name: [next(done) for _ in arm] for name, arm in specs.items()}
     return Live(issue_name, pair[0], steps, records)
 
 
@@ -248,19 +253,21 @@ class FixToggle(_TryBase):
         self.runs: dict[str, Live] = {}  # "fixed" / "broken" -> its last run
         self._build([self.fix, self.steps], see)
 
-    def _arm(self, fixed: bool, steps: int) -> Live:
-        return live(self.issue, steps=steps, seeds=1, condition=self.condition,
-                    fixes_on=(fixed,), mode=self.mode, overrides=self.overrides)
+    def _arms(self, fixes_on: tuple[bool, ...], steps: int) -> dict[str, Live]:
+        """One run per arm in ``fixes_on``, at once: "fixed"/"broken" -> its Live."""
+        run = live(self.issue, steps=steps, seeds=1, condition=self.condition,
+                   fixes_on=fixes_on, mode=self.mode, overrides=self.overrides)
+        return {v: dataclasses.replace(run, records={v: recs}) for v, recs in run.records.items()}
 
     def run(self):
-        """Rerun the variant the checkbox picks (and the other one if it has no run of this
-        length yet); draw both. Returns the figure."""
+        """Rerun the variant the checkbox picks (and, side by side, the other one if it has
+        no run of this length yet); draw both. Returns the figure."""
         steps = self.steps.value
         mine = "fixed" if self.fix.value else "broken"
         other = "broken" if self.fix.value else "fixed"
-        self.runs[mine] = self._arm(self.fix.value, steps)
-        if other not in self.runs or self.runs[other].steps != steps:
-            self.runs[other] = self._arm(not self.fix.value, steps)
+        both = other not in self.runs or self.runs[other].steps != steps
+        fixes_on = (self.fix.value, not self.fix.value) if both else (self.fix.value,)
+        self.runs.update(self._arms(fixes_on, steps))
         fig = self.figure(mine)
         self._show(fig)
         return fig
