@@ -92,3 +92,24 @@ def test_the_prose_check_catches_what_it_should():
     assert hand_written_verdicts("every fixed run ended higher (P(fixed > broken) = 1.00)")
     assert hand_written_verdicts("fixed - broken -15.3, with a wide interval")
     assert not hand_written_verdicts("an IQM over 5 seeds; epsilon from 1.0 to 0.01")
+
+
+# "The full-length results (25,000 env steps, 20 paired seeds, ...)": the prose's count of
+# stored pairs, which must follow the scenario when its seeds change.
+FULL_LENGTH_SEEDS = re.compile(r"full-length results \([^)]*?\b(\d+) paired seeds")
+
+
+def test_the_stored_seed_count_in_the_prose_is_the_scenarios():
+    from mplearn.issues import all_issues, scenario
+
+    by_notebook = {i.notebook: i.name for i in all_issues()}
+    quoted, wrong = 0, []
+    for source in SOURCES:
+        prose = " ".join(line.lstrip("# ") for line in source.read_text().splitlines())
+        for n in map(int, FULL_LENGTH_SEEDS.findall(prose)):
+            quoted += 1
+            name = by_notebook.get(source.stem)
+            if name is None or n != scenario(name).seeds:
+                wrong.append(f"{source.stem}: {n} (scenario: "
+                             f"{scenario(name).seeds if name else 'none'})")
+    assert quoted >= 10 and not wrong, wrong

@@ -104,7 +104,7 @@ _ = run.figure()
 _
 
 # %% [markdown]
-# The full-length results (25,000 env steps, 5 paired seeds), computed once by
+# The full-length results (25,000 env steps, 20 paired seeds), computed once by
 # `python -m mplearn reproduce optimizer_binding` and stored in `data/`:
 
 # %%

@@ -116,7 +116,7 @@ plots.two_diagnostics_figure(
 # then the first hard target update copies the damaged online network into the target. The
 # fixed learner goes on from where it stopped.
 #
-# The full-length results (25,000 env steps, 5 paired seeds; restart at 15,000 env steps with
+# The full-length results (25,000 env steps, 20 paired seeds; restart at 15,000 env steps with
 # epsilon 0.01, then 10,000 env steps; the value compared is the mean return of the episodes in
 # the shaded window, the first 5,000 env steps after the restart), computed once by
 # `python -m mplearn reproduce target_sync` and stored in `data/`:

@@ -87,7 +87,7 @@ _ = run.figure()
 _
 
 # %% [markdown]
-# The full-length results (25,000 env steps, 5 paired seeds, lockstep), computed once by
+# The full-length results (25,000 env steps, 20 paired seeds, lockstep), computed once by
 # `python -m mplearn reproduce shared_epsilon` and stored in `data/`:
 
 # %%

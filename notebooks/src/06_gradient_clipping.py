@@ -102,7 +102,7 @@ _
 # constant factor is what Adam does not see (section 1); what is left of the clip is that it
 # shrinks the larger gradients more than the others.
 #
-# The full-length results (25,000 env steps, 5 paired seeds) at the default learning rate and
+# The full-length results (25,000 env steps, 20 paired seeds) at the default learning rate and
 # at 1e-2, computed once by `python -m mplearn reproduce grad_clip` and stored in `data/`:
 
 # %%

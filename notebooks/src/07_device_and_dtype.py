@@ -142,7 +142,7 @@ _
 # random (epsilon 1.0): their return is the random-policy level, and their curve stops where the
 # learner died.
 #
-# The full-length results (25,000 env steps, 5 paired seeds), computed once by
+# The full-length results (25,000 env steps, 20 paired seeds), computed once by
 # `python -m mplearn reproduce batch_to_device` and stored in `data/`:
 
 # %%

@@ -103,7 +103,7 @@ _
 
 # %% [markdown]
 # At 2,000 env steps the runs have barely started learning and the two settings are close. The
-# full-length results (25,000 env steps, 5 paired seeds), computed once by
+# full-length results (25,000 env steps, 20 paired seeds), computed once by
 # `python -m mplearn reproduce single_target_update` and stored in `data/`:
 
 # %%

@@ -75,7 +75,7 @@ _ = run.figure("Initial model state: a short live restart (at 1,560 env steps)")
 _
 
 # %% [markdown]
-# The full-length results (5 paired seeds), computed once by
+# The full-length results (20 paired seeds), computed once by
 # `python -m mplearn reproduce initial_state` and stored in `data/`. The dotted line marks the
 # restart, the shaded band the window whose episodes are compared:
 

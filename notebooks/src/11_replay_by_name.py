@@ -64,7 +64,7 @@ print(run.table())
 run.figure()
 
 # %% [markdown]
-# The full-length results (25,000 env steps, 5 paired seeds, lockstep), computed once by
+# The full-length results (25,000 env steps, 20 paired seeds, lockstep), computed once by
 # `python -m mplearn reproduce replay_by_name` and stored in `data/`:
 
 # %%

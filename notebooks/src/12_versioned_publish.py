@@ -77,7 +77,7 @@ for variant, recs in run.records.items():
           f"{actor['torn_kept'][-1]:.0f} torn copies kept, of {actor['syncs'][-1]:.0f}")
 
 # %% [markdown]
-# The full-length results (25,000 env steps, 5 paired seeds, async), computed once by
+# The full-length results (25,000 env steps, 20 paired seeds, async), computed once by
 # `python -m mplearn reproduce versioned_publish` and stored in `data/`:
 
 # %%

@@ -59,7 +59,7 @@ for variant, recs in run.records.items():
           f"in {learner['update'][-1]:.0f} updates")
 
 # %% [markdown]
-# The full-length results (25,000 env steps, 5 paired seeds, async), computed once by
+# The full-length results (25,000 env steps, 20 paired seeds, async), computed once by
 # `python -m mplearn reproduce write_before_publish` and stored in `data/`:
 
 # %%

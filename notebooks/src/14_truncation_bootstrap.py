@@ -46,7 +46,7 @@ run = notebook.live("truncation_bootstrap", steps=2_000, seeds=2, mode="inline")
 print(run.table())
 
 # %% [markdown]
-# The full-length results (25,000 env steps, 5 paired seeds, inline), computed once by
+# The full-length results (25,000 env steps, 20 paired seeds, inline), computed once by
 # `python -m mplearn reproduce truncation_bootstrap` and stored in `data/`, then the learner's
 # mean Q and loss, where a cut bootstrap would show as lower values:
 
