@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from mplearn.lab import notebook
+from mplearn.lab import notebook, pool
+
+
+@pytest.fixture(autouse=True)
+def no_pool_left():
+    """live() runs its arms in lab.pool's workers, which a kernel keeps: a test does not."""
+    yield
+    pool.shutdown()
 
 
 def test_a_lockstep_scenario_runs_inline_with_its_restart():

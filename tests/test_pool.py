@@ -34,6 +34,15 @@ def test_results_come_back_in_order_and_equal_to_a_run_here():
     assert all(p.pid != os.getpid() for p in pool.workers())
 
 
+def test_start_returns_at_once_and_the_workers_come_up_in_the_background():
+    t0 = time.monotonic()
+    pool.start()
+    assert time.monotonic() - t0 < 1.0  # it does not wait for torch's import in the workers
+    assert len(pool.workers()) == pool.cores()
+    assert pool.run_all(math.factorial, [5, 6], jobs=2) == [120, 720]
+    assert len(pool.workers()) == pool.cores()  # the same workers, none added
+
+
 def test_one_job_runs_here_without_a_pool():
     assert pool.run_all(math.factorial, [4, 5], jobs=1) == [24, 120]
     assert pool.workers() == []
@@ -107,3 +116,20 @@ def test_a_live_run_gives_the_same_records_in_the_pool_and_here():
         assert a["status"] == b["status"] == "ok"
         assert a["episodes"] == b["episodes"] and a["learner"] == b["learner"]
         assert a["updates"] == b["updates"] and a["updates"][0] > 0
+
+
+def test_an_interrupt_while_waiting_stops_the_runs_at_once():
+    """Jupyter's interrupt (KeyboardInterrupt in the kernel) must not leave runs going on in
+    the background: the pool's workers are killed and the next call starts new ones."""
+    import signal
+    import threading
+
+    # A real SIGINT, as Jupyter's interrupt sends (it wakes a blocked wait; interrupt_main
+    # would only set a flag that the waiting thread reads after its wait).
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        pool.run_all(time.sleep, [60, 60], jobs=2)
+    assert time.monotonic() - t0 < 15
+    assert pool.workers() == []
+    assert pool.run_all(math.factorial, [3, 4], jobs=2) == [6, 24]
