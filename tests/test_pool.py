@@ -34,15 +34,6 @@ def test_results_come_back_in_order_and_equal_to_a_run_here():
     assert all(p.pid != os.getpid() for p in pool.workers())
 
 
-def test_start_returns_at_once_and_the_workers_come_up_in_the_background():
-    t0 = time.monotonic()
-    pool.start()
-    assert time.monotonic() - t0 < 1.0  # it does not wait for torch's import in the workers
-    assert len(pool.workers()) == pool.cores()
-    assert pool.run_all(math.factorial, [5, 6], jobs=2) == [120, 720]
-    assert len(pool.workers()) == pool.cores()  # the same workers, none added
-
-
 def test_one_job_runs_here_without_a_pool():
     assert pool.run_all(math.factorial, [4, 5], jobs=1) == [24, 120]
     assert pool.workers() == []

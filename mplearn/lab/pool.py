@@ -63,19 +63,6 @@ def _get() -> ProcessPoolExecutor:
     return _pool
 
 
-def _ready(_) -> int:
-    return os.getpid()
-
-
-def start() -> None:
-    """Start the workers now, in the background, and return at once: a notebook calls it in
-    its first cell, so that the workers' start-up (torch's import) overlaps the cells before
-    its first live run instead of delaying that run."""
-    pool = _get()
-    for _ in range(cores()):  # each submit while none is idle starts one more worker
-        pool.submit(_ready, None)
-
-
 def workers() -> list:
     """The pool's worker processes (none before first use or after ``shutdown``)."""
     return [] if _pool is None else _workers_of(_pool)

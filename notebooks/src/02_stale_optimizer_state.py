@@ -13,8 +13,6 @@ from mplearn.lab import notebook, plots
 
 print("The claim:", issue.ENTRY.claim)
 print("\nThe mechanism:", issue.ENTRY.mechanism)
-# The live runs below run side by side, one process per core: start those processes now.
-notebook.pool.start()
 
 # %% [markdown]
 # This notebook measures four cases: the review's own case, and three ways an optimizer really

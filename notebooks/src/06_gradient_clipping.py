@@ -24,8 +24,6 @@ from mplearn.lab import notebook, plots
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares the other core
 print("The claim:", issue.ENTRY.claim)
 print("\nThe mechanism:", issue.ENTRY.mechanism)
-# The live runs below run side by side, one process per core: start those processes now.
-notebook.pool.start()
 
 # %% [markdown]
 # ## 1 · The mechanism, in tiny exact experiments

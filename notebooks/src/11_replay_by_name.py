@@ -13,8 +13,6 @@ from mplearn.lab import notebook, plots
 DATA = "../data"
 print("The claim:", issue.ENTRY.claim or "none: the review does not mention this issue")
 print("\nThe mechanism:", issue.ENTRY.mechanism)
-# The live runs below run side by side, one process per core: start those processes now.
-notebook.pool.start()
 
 # %% [markdown]
 # Run the notebook top to bottom (Restart & Run All); every number printed here is computed by
