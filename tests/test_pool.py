@@ -116,11 +116,17 @@ def test_an_interrupt_while_waiting_stops_the_runs_at_once():
     import threading
 
     # A real SIGINT, as Jupyter's interrupt sends (it wakes a blocked wait; interrupt_main
-    # would only set a flag that the waiting thread reads after its wait).
+    # would only set a flag that the waiting thread reads after its wait). Python's own
+    # handler, as in a kernel: a run started in the background by a shell inherits SIGINT
+    # ignored, and Python then installs none.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        pool.run_all(time.sleep, [60, 60], jobs=2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pool.run_all(time.sleep, [60, 60], jobs=2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - t0 < 15
     assert pool.workers() == []
     assert pool.run_all(math.factorial, [3, 4], jobs=2) == [6, 24]
