@@ -1,7 +1,7 @@
 """Short runs side by side: a pool of spawned worker processes, one per core, kept for the
 life of this process (a notebook's kernel), so that the arms and seeds of a live run run at
-once instead of one after the other (on this 2-core machine a two-arm "Try it" takes about
-half the time; on a laptop's 8 cores a live run's four runs take about one run's time).
+once instead of one after the other (with 4 cores, a live run's 2 seeds x 2 arms all at once;
+on a 2-core machine notebook 06's "Try it" cell went from 13.5 to 4.9 s).
 
 The pool starts on first use and keeps its workers: each pays torch's import (about 1.5 s)
 once per kernel, not once per run. Its workers keep the rules of every mplearn worker
