@@ -232,7 +232,7 @@ def _live_returns(run: Live) -> dict[str, list[tuple]]:
 
 
 class FixToggle(_TryBase):
-    """Fix on and fix off side by side, in about 30 s: the quantity that shows the mechanism
+    """Fix on and fix off side by side, in seconds: the quantity that shows the mechanism
     (``diagnostic``, a run record field such as ``"actor.epsilon"``) and the short learning
     curves, one seed each, in one figure. The checkbox picks the variant the run button reruns
     (drawn bold, "your run"); the other is kept from its last run at the same length.

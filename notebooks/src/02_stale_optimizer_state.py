@@ -165,7 +165,7 @@ print(notebook.verdict("optimizer_binding", root="../data"))
 
 # %% [markdown]
 # ## 5 · Try it
-# Fix on and fix off side by side, one seed each, inline (about 30 s): on the left how far the
+# Fix on and fix off side by side, one seed each, inline (under 15 s on 2 cores): on the left how far the
 # learner's weights move between two records, on the right the learning curves.
 
 # %%

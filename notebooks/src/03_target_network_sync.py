@@ -212,7 +212,7 @@ print(notebook.verdict("target_sync", root="../data"))
 
 # %% [markdown]
 # ## 5 · Try it
-# Fix on and fix off side by side, one seed each, inline (about 30 s): the run restarts from
+# Fix on and fix off side by side, one seed each, inline (under 15 s on 2 cores): the run restarts from
 # the shared models at 60% of its env steps (dotted in section 2; here at 1,500 of 2,500),
 # with `learning_starts` 200 so that both phases train.
 

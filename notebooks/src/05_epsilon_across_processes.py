@@ -159,7 +159,7 @@ print(notebook.verdict("shared_epsilon", root="../data"))
 
 # %% [markdown]
 # ## 5 · Try it
-# Fix on and fix off side by side, one seed each, inline (about 30 s), with a schedule that
+# Fix on and fix off side by side, one seed each, inline (under 15 s on 2 cores), with a schedule that
 # reaches its end after 1,000 updates so that the decay shows within the run: on the left the
 # epsilon the actor reads, on the right the learning curves.
 

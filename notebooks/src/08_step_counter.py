@@ -199,7 +199,7 @@ print(notebook.verdict("step_counter", root="../data"))
 # %% [markdown]
 # ## 5 · Try it
 # Fix on and fix off side by side, one seed each, the copy path, the epsilon schedule advanced
-# every 10 updates and ending after 1,000, inline (about 30 s): on the left the learner's
+# every 10 updates and ending after 1,000, inline (under 15 s on 2 cores): on the left the learner's
 # epsilon, on the right the learning curves.
 
 # %%

@@ -159,7 +159,7 @@ print(notebook.verdict("initial_state", root="../data"))
 # %% [markdown]
 # ## 5 · Try it
 # Fix on and fix off side by side, one seed each, the short restart of section 2 (at 60% of
-# the run), inline (about 30 s): on the left the steps the actor acted with weights it never
+# the run), inline (under 15 s on 2 cores): on the left the steps the actor acted with weights it never
 # pulled, on the right the learning curves.
 
 # %%

@@ -121,7 +121,7 @@ print(notebook.verdict("replay_by_name", root=DATA))
 # %% [markdown]
 # ## 5 · Try it
 # Fix on and fix off side by side, one seed each, lockstep (real processes: the buffer must
-# cross a process boundary for the bug to act; about 30 s): on the left the mean |observation|
+# cross a process boundary for the bug to act; under 15 s on 2 cores): on the left the mean |observation|
 # of the learner's batches, on the right the learning curves.
 
 # %%
