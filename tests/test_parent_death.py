@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 SCRIPT = """
 import time
 from mplearn import Config, System
@@ -16,6 +18,15 @@ if __name__ == "__main__":
         system.poll(timeout=0.1)
     print(" ".join(str(p.pid) for p in system._processes), flush=True)
     time.sleep(120)
+"""
+# A notebook's pool (lab.pool) keeps its workers for the kernel's life: they too die with it.
+POOL_SCRIPT = """
+import math
+from mplearn.lab import pool
+if __name__ == "__main__":
+    pool.run_all(math.factorial, [10, 20], jobs=2)
+    print(" ".join(str(p.pid) for p in pool.workers()), flush=True)
+    import time; time.sleep(120)
 """
 
 
@@ -27,8 +38,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's bookkeeping is left
 
 
-def test_workers_exit_when_the_parent_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("script", [SCRIPT, POOL_SCRIPT], ids=["system", "pool"])
+def test_workers_exit_when_the_parent_is_killed(script):
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         pids = [int(p) for p in parent.stdout.readline().split()]
         assert len(pids) == 2 and all(_alive(p) for p in pids)

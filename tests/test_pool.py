@@ -2,17 +2,15 @@
 
 Results come back in order and equal to running here; a worker's exception comes back naming
 its process; a worker that dies is named too, and the pool is gone with it; workers take one
-torch thread and never outlive their parent; a live run gives the same records either way.
+torch thread (that they never outlive their parent: test_parent_death.py); a live run gives
+the same records either way.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -62,38 +60,6 @@ def test_a_worker_that_dies_is_reported_and_the_pool_is_gone():
     with pytest.raises(pool.PoolWorkerError, match="died"):
         pool.run_all(os._exit, [3, 3], jobs=2)
     assert pool.workers() == []
-
-
-SCRIPT = """
-import math
-from mplearn.lab import pool
-if __name__ == "__main__":
-    pool.run_all(math.factorial, [10, 20], jobs=2)
-    print(" ".join(str(p.pid) for p in pool.workers()), flush=True)
-    import time; time.sleep(120)
-"""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def test_workers_exit_when_the_parent_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True)
-    try:
-        pids = [int(p) for p in parent.stdout.readline().split()]
-        assert len(pids) == 2 and all(_alive(p) for p in pids)
-    finally:
-        parent.kill()  # SIGKILL: no atexit, no shutdown runs in the parent
-        parent.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [p for p in pids if _alive(p)], "pool workers outlived their killed parent"
 
 
 def test_a_live_run_gives_the_same_records_in_the_pool_and_here():

@@ -41,6 +41,15 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def quiet_and_tied_to_parent() -> None:
+    """What every worker does besides its thread count: ignore SIGINT (Jupyter's interrupt
+    reaches the whole process group; the parent decides), never print, exit with the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
+    devnull = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
+    sys.stdout = sys.stderr = devnull
+
+
 def worker_main(name: str, records, fixes: Fixes, target: Callable, *args) -> None:
     """Process entry point: set the worker up, run ``target(*args, records=records)``."""
     # FIX(single_thread): one thread per worker; the workers share the cores.
@@ -48,10 +57,7 @@ def worker_main(name: str, records, fixes: Fixes, target: Callable, *args) -> No
         torch.set_num_threads(1)
     else:  # torch's default: one thread per core in every process
         pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_with_parent()
-    devnull = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
-    sys.stdout = sys.stderr = devnull
+    quiet_and_tied_to_parent()
     try:
         target(*args, records=records)
     except Stopped:

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
-import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
-from mplearn.core.workers import exit_with_parent
+from mplearn.core.workers import quiet_and_tied_to_parent
 
 _pool: ProcessPoolExecutor | None = None
 
@@ -39,9 +37,7 @@ def cores() -> int:
 
 def _worker_setup() -> None:
     torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_with_parent()
-    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the worker)
+    quiet_and_tied_to_parent()
 
 
 def _call(fn: Callable, item):
